@@ -1,0 +1,18 @@
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    SANDBOX_STORE=sqlite:////data/sandbox.db SANDBOX_HOST=0.0.0.0 SANDBOX_PORT=8080 SANDBOX_WORKERS=2
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY sandbox ./sandbox
+COPY schemas ./schemas
+COPY fixtures ./fixtures
+COPY contract_tests ./contract_tests
+RUN pip install --no-cache-dir -e '.[redis]' \
+ && useradd --create-home --uid 10001 sandbox \
+ && mkdir -p /data && chown sandbox /data
+USER sandbox
+EXPOSE 8080
+VOLUME /data
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/_sandbox/health').status == 200 else 1)"
+CMD ["sandbox", "serve"]

@@ -1,0 +1,150 @@
+"""Transports: the same request goes into the WSGI app (in-process) or over HTTP with requests.
+
+Operations are addressed by catalogue id; paths come from the providers' route tables, never written in tests.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlencode
+
+import requests
+
+from sandbox.core.http import _PARAM
+
+
+@dataclass
+class Result:
+    operation: str
+    method: str
+    url: str
+    status: int
+    headers: dict
+    content: bytes
+    request_body: bytes | None = None
+    request_headers: dict = field(default_factory=dict)
+
+    @property
+    def json(self):
+        return json.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def curl(self) -> str:
+        """A curl line that reproduces the request (secrets included: it is a local sandbox)."""
+        parts = ["curl", "-i", "-X", self.method, self.url]
+        for k, v in self.request_headers.items():
+            parts += ["-H", f"{k}: {v}"]
+        if self.request_body:
+            parts += ["--data-binary", self.request_body.decode("utf-8", "replace")]
+        return " ".join(shlex.quote(p) for p in parts)
+
+
+def build_path(path: str, params: dict) -> str:
+    return _PARAM.sub(lambda m: quote(str(params[m.group(1)]), safe=""), path)
+
+
+class Transport:
+    """Base: ``call(op, ...)`` resolves the operation's route and sends one request."""
+
+    def __init__(self, routes: dict[str, tuple], prefix: str):
+        self.routes, self.prefix = routes, prefix
+
+    def url_for(self, op: str, path_params: dict | None = None, alias: int | None = None) -> tuple[str, str]:
+        name = op.split(".", 1)[1]
+        method, path, aliases = self.routes[name]
+        if alias is not None:
+            chosen = aliases[alias]
+            method, path = chosen.split(" ", 1) if " " in chosen else (method, chosen)
+        return method, build_path(path, path_params or {})
+
+    def call(self, op: str, *, path_params: dict | None = None, query: dict | None = None, json_body=None,
+             data: bytes | str | None = None, headers: dict | None = None, alias: int | None = None,
+             method: str | None = None, raw_path: str | None = None) -> Result:
+        verb, path = self.url_for(op, path_params, alias)
+        verb = method or verb
+        path = raw_path if raw_path is not None else path
+        headers = dict(headers or {})
+        body: bytes | None = None
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        elif data is not None:
+            body = data.encode() if isinstance(data, str) else data
+        qs = ("?" + urlencode(query)) if query else ""
+        status, resp_headers, content, url = self.send(verb, self.prefix + path + qs, headers, body)
+        return Result(op, verb, url, status, resp_headers, content, body, headers)
+
+    def send(self, method, path, headers, body):
+        raise NotImplementedError
+
+    def get(self, path: str, headers: dict | None = None) -> Result:
+        """A raw GET of a full path below the server root (hosted pages, downloads)."""
+        status, h, content, url = self.send("GET", path, headers or {}, None)
+        return Result("raw", "GET", url, status, h, content)
+
+
+class WSGITransport(Transport):
+    def __init__(self, app, routes, prefix):
+        super().__init__(routes, prefix)
+        self.client = app.test_client()
+
+    def send(self, method, path, headers, body):
+        resp = self.client.open(path, method=method, headers=headers, data=body)
+        return resp.status_code, dict(resp.headers), resp.get_data(), "http://localhost" + path
+
+
+class HTTPTransport(Transport):
+    def __init__(self, root: str, routes, prefix):
+        super().__init__(routes, prefix)
+        self.root = root.rstrip("/")
+        self.session = requests.Session()
+
+    def send(self, method, path, headers, body):
+        url = self.root + path
+        resp = self.session.request(method, url, headers=headers, data=body, timeout=30, allow_redirects=False)
+        return resp.status_code, dict(resp.headers), resp.content, url
+
+
+class Control:
+    """The sandbox control API (/_sandbox), over the same transport as the provider calls."""
+
+    def __init__(self, transport: Transport):
+        self.t = transport
+
+    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        status, _, content, url = self.t.send(method, "/_sandbox" + path, headers,
+                                              json.dumps(body).encode() if body is not None else None)
+        assert status < 300, f"control API {method} {path} -> {status}: {content[:300]!r}"
+        return json.loads(content) if content else {}
+
+    def reset(self, tenant=None):
+        return self._call("POST", "/reset", {"tenant": tenant} if tenant else {})
+
+    def clock(self, action: str, **body):
+        return self._call("POST", f"/clock/{action}", body)
+
+    def policy(self, **body):
+        return self._call("PUT", "/jobs/policy", body)
+
+    def clear_policy(self, **body):
+        return self._call("DELETE", "/jobs/policy", body)
+
+    def job(self, job_id: str, action: str | None = None, **body):
+        if action:
+            return self._call("POST", f"/jobs/{job_id}/{action}", body)
+        return self._call("GET", f"/jobs/{job_id}")
+
+    def create_client(self, **body):
+        return self._call("POST", "/clients", body)
+
+    def journal(self, tenant: str = "sandbox-client", **query):
+        qs = urlencode({"tenant": tenant, **query})
+        return self._call("GET", f"/journal?{qs}")
+
+    def get(self, path: str):
+        return self._call("GET", path)

@@ -1,0 +1,44 @@
+"""Configuration: defaults, overridden by SANDBOX_* environment variables, overridden by an explicit dict."""
+from __future__ import annotations
+
+import os
+
+DEFAULTS: dict = {
+    "STORE": "sqlite:///sandbox.db",   # sqlite:///<path> | memory:// | redis://host:port/db
+    "SEED": 0,                         # one seed for every generated id and dataset
+    "JOB_DELAY": 3.0,                  # seconds on the sandbox clock before a job is done (0 = instant)
+    "JOB_POLLS": 2,                    # ...or done on this poll, whichever comes first (0 = no poll rule)
+    "DEBUG_VALIDATE_RESPONSES": False, # validate every response against its schema too
+    "JOURNAL": True,                   # record every request/response per tenant
+    "JOURNAL_KEEP": 5000,              # entries kept per tenant (oldest trimmed)
+    "MAX_CONTENT_LENGTH": 1024 * 1024, # bodies over 1 MB get the provider's 413 envelope
+    "OPEN_FINANCE_TOKEN_TTL": 86400,   # seconds (open_finance.md section 3: expiresIn honoured as seconds)
+    "OPEN_FINANCE_STRICT_CONNECTIONS": False,  # open_finance.md section 5: no auto-provisioned connection
+    "TICKER": False,                   # background thread for time-driven jobs and webhook retries (serve sets it)
+    "HOST": "127.0.0.1",
+    "PORT": 8080,
+    "WORKERS": 1,
+}
+
+_TYPES = {k: type(v) for k, v in DEFAULTS.items()}
+
+
+def _parse(key: str, raw: str):
+    kind = _TYPES.get(key, str)
+    if kind is bool:
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if kind in (int, float):
+        return kind(raw)
+    return raw
+
+
+def load_config(overrides: dict | None = None, environ: dict | None = None) -> dict:
+    """Build the effective configuration: DEFAULTS < SANDBOX_<KEY> environment variables < ``overrides``."""
+    env = os.environ if environ is None else environ
+    config = dict(DEFAULTS)
+    for key, value in env.items():
+        if key.startswith("SANDBOX_"):
+            name = key[len("SANDBOX_"):]
+            config[name] = _parse(name, value)
+    config.update(overrides or {})
+    return config

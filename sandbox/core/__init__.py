@@ -1,0 +1,1 @@
+"""Provider-agnostic machinery. Nothing in here imports a provider."""

@@ -1,0 +1,79 @@
+"""The sandbox clock: the only source of "now". Its state lives in the store so every worker agrees.
+
+A clock is either running (system time plus an offset) or frozen at an instant. A tenant may have its own clock
+(Stripe-style test clock); otherwise the global clock applies.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+GLOBAL = "_sandbox"
+_COLL = "clock"
+
+
+def utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def parse_instant(text: str) -> datetime:
+    """Parse an ISO-8601 instant (``Z`` allowed); naive values are taken as UTC."""
+    return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def isoformat(dt: datetime) -> str:
+    """Render an instant as ISO-8601 UTC with a ``Z`` and millisecond precision."""
+    return utc(dt).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Clock:
+    """Reads and moves sandbox time. ``system`` is injectable so tests never depend on the wall clock."""
+
+    def __init__(self, store, system=None):
+        self.store = store
+        self.system = system or (lambda: datetime.now(timezone.utc))
+
+    def state(self, tenant: str | None = None) -> dict:
+        if tenant:
+            own = self.store.get(tenant, _COLL, "state")
+            if own:
+                return own
+        return self.store.get(GLOBAL, _COLL, "state") or {"frozen": False, "at": None, "offset": 0.0}
+
+    def now(self, tenant: str | None = None) -> datetime:
+        """Current sandbox time for ``tenant`` (its own clock if set, else the global one)."""
+        state = self.state(tenant)
+        if state.get("frozen"):
+            return parse_instant(state["at"])
+        return self.system() + timedelta(seconds=state.get("offset", 0.0))
+
+    def _write(self, tenant: str | None, state: dict) -> dict:
+        self.store.put(tenant or GLOBAL, _COLL, "state", state)
+        return self.describe(tenant)
+
+    def freeze(self, tenant: str | None = None, at: datetime | None = None) -> dict:
+        """Stop time at ``at`` (default: the current sandbox time)."""
+        return self._write(tenant, {"frozen": True, "at": isoformat(at or self.now(tenant)), "offset": 0.0})
+
+    def unfreeze(self, tenant: str | None = None) -> dict:
+        """Let time run again from where it stands."""
+        offset = (self.now(tenant) - self.system()).total_seconds()
+        return self._write(tenant, {"frozen": False, "at": None, "offset": offset})
+
+    def set(self, at: datetime, tenant: str | None = None) -> dict:
+        """Jump to ``at``, keeping the frozen/running mode."""
+        if self.state(tenant).get("frozen"):
+            return self.freeze(tenant, at)
+        return self._write(tenant, {"frozen": False, "at": None, "offset": (utc(at) - self.system()).total_seconds()})
+
+    def advance(self, seconds: float, tenant: str | None = None) -> dict:
+        """Move time forward (or back, with a negative value) by ``seconds``."""
+        return self.set(self.now(tenant) + timedelta(seconds=seconds), tenant)
+
+    def reset(self, tenant: str | None = None) -> dict:
+        self.store.delete(tenant or GLOBAL, _COLL, "state")
+        return self.describe(tenant)
+
+    def describe(self, tenant: str | None = None) -> dict:
+        state = self.state(tenant)
+        return {"now": isoformat(self.now(tenant)), "frozen": bool(state.get("frozen")),
+                "offsetSeconds": state.get("offset", 0.0), "tenant": tenant}

@@ -1,0 +1,93 @@
+"""The Sandbox object: one store, clock, id generator, job engine, auth, journal and schema registry per app.
+
+Services receive it explicitly (no process-wide singletons); views reach it through ``current_sandbox()``.
+"""
+from __future__ import annotations
+
+from flask import current_app
+
+from .auth import Auth
+from .clock import GLOBAL, Clock
+from .ids import IdGen
+from .jobs import Jobs
+from .journal import Journal
+from .store import open_store
+from .signing import Signer
+from .validation import SchemaRegistry
+from .webhooks import Webhooks, http_sender
+
+VERSION = "0.1.0"
+_SCHEMAS: SchemaRegistry | None = None
+
+
+def schemas() -> SchemaRegistry:
+    """The schema registry, loaded once per process (schemas are immutable files)."""
+    global _SCHEMAS
+    if _SCHEMAS is None:
+        _SCHEMAS = SchemaRegistry()
+    return _SCHEMAS
+
+
+class _Seed:
+    """The seed lives in the store so every worker agrees; ``--seed`` sets it at start-up."""
+
+    def __init__(self, store, default: int):
+        self.store, self.default = store, default
+
+    def get(self) -> int:
+        found = self.store.get(GLOBAL, "config", "seed")
+        return int(found["seed"]) if found else self.default
+
+    def set(self, seed: int) -> None:
+        self.store.put(GLOBAL, "config", "seed", {"seed": int(seed)})
+
+
+class Sandbox:
+    def __init__(self, config: dict, store=None, system_clock=None, webhook_sender=None):
+        self.config = config
+        self.store = store or open_store(config["STORE"])
+        self.seed = _Seed(self.store, int(config["SEED"]))
+        self.clock = Clock(self.store, system_clock)
+        self.ids = IdGen(self.store, self.seed.get)
+        self.jobs = Jobs(self.store, self.clock, self.ids, float(config["JOB_DELAY"]), int(config["JOB_POLLS"]))
+        self.auth = Auth(self.store, self.clock, self.ids)
+        self.journal = Journal(self.store, int(config["JOURNAL_KEEP"]), bool(config["JOURNAL"]))
+        self.webhooks = Webhooks(self.store, self.clock, self.ids, webhook_sender or http_sender)
+        self.signer = Signer(self.seed.get)
+        self.schemas = schemas()
+        self.providers: dict[str, object] = {}   # name -> ProviderSpec (filled by each provider's init_app)
+
+    def reset(self, tenant: str | None = None) -> None:
+        """Forget all state (keeping the configured seed), or one tenant's state and tokens."""
+        if tenant is None:
+            seed = self.store.get(GLOBAL, "config", "seed")
+            self.store.clear()
+            if seed:
+                self.store.put(GLOBAL, "config", "seed", seed)
+        else:
+            self.store.clear(tenant)
+            self.auth.forget_tenant(tenant)
+
+
+    def tick(self) -> dict:
+        """Apply due job transitions (their hooks may enqueue webhooks), then attempt due deliveries."""
+        return {"jobs": self.jobs.tick(), "webhooks": self.webhooks.deliver_due()}
+
+    def start_ticker(self, interval: float = 0.5) -> None:
+        """Background thread for served instances: time-driven jobs and webhook retries happen without polls."""
+        import logging
+        import threading
+
+        def loop():
+            while True:
+                try:
+                    self.tick()
+                except Exception:  # keep ticking; the next round retries
+                    logging.getLogger("sandbox").exception("ticker round failed")
+                threading.Event().wait(interval)
+
+        threading.Thread(target=loop, name="sandbox-ticker", daemon=True).start()
+
+
+def current_sandbox() -> Sandbox:
+    return current_app.extensions["sandbox"]

@@ -1,0 +1,199 @@
+"""Asynchronous jobs as small state machines on the sandbox clock (moto's state manager, on our own clock).
+
+A job walks through ``states`` (e.g. RUNNING -> DONE, or QUEUED -> RUNNING -> COMPLETED). Each step is taken when
+its policy says so: after ``seconds`` on the clock or on the ``polls``-th read, whichever comes first (``auto``);
+at once (``instant``); or only through the control API (``manual``). Steps listed in ``holds`` wait for
+``resume`` (e.g. a sync waiting for SCA). Any job can be failed. Providers register hooks to act on transitions.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Callable
+
+from .clock import isoformat, parse_instant
+from .errors import Conflict, NotFound
+
+_JOBS, _OPEN, _POLICY = "jobs", "jobs_open", "job_policy"
+GLOBAL = "_sandbox"
+MODES = ("auto", "instant", "manual")
+
+
+class Jobs:
+    def __init__(self, store, clock, ids, default_seconds: float = 3.0, default_polls: int = 2):
+        self.store, self.clock, self.ids = store, clock, ids
+        self.default = ({"mode": "instant"} if default_seconds <= 0 else
+                        {"mode": "auto", "seconds": default_seconds, "polls": default_polls or None})
+        self._hooks: dict[str, list[Callable]] = {}
+
+    # --- policies --------------------------------------------------------------------------------
+    def policy(self, tenant: str, kind: str) -> dict:
+        """Effective policy: tenant+kind, tenant, global+kind, global, then the configured default."""
+        for owner, key in ((tenant, kind), (tenant, "*"), (GLOBAL, kind), (GLOBAL, "*")):
+            found = self.store.get(owner, _POLICY, key)
+            if found:
+                return found
+        return dict(self.default)
+
+    def set_policy(self, policy: dict, kind: str = "*", tenant: str | None = None) -> dict:
+        """Set the completion policy for a job kind ('*' = all kinds), globally or for one tenant."""
+        mode = policy.get("mode", "auto")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        clean = {"mode": mode}
+        if mode == "auto":
+            clean["seconds"] = float(policy["seconds"]) if policy.get("seconds") is not None else None
+            clean["polls"] = int(policy["polls"]) if policy.get("polls") else None
+            if clean["seconds"] is None and clean["polls"] is None:
+                raise ValueError("an auto policy needs seconds and/or polls")
+        self.store.put(tenant or GLOBAL, _POLICY, kind, clean)
+        return clean
+
+    def clear_policy(self, kind: str = "*", tenant: str | None = None) -> None:
+        self.store.delete(tenant or GLOBAL, _POLICY, kind)
+
+    # --- hooks -----------------------------------------------------------------------------------
+    def on_transition(self, kind: str, fn: Callable[[str, dict, str], None]) -> None:
+        """Call ``fn(tenant, job, entered_state)`` after a job of ``kind`` enters a state."""
+        self._hooks.setdefault(kind, []).append(fn)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def create(self, tenant: str, kind: str, states: list[str], *, owner: str | None = None,
+               data: dict | None = None, job_id: str | None = None, holds: list[int] | None = None,
+               failed_state: str = "FAILED") -> dict:
+        """Create a job in its first state (instant policy: as far as it can go at once)."""
+        now = self.clock.now(tenant)
+        job = {"id": job_id or self.ids.ulid(tenant, "job", now), "kind": kind, "owner": owner,
+               "states": states, "step": 0, "state": states[0], "holds": holds or [],
+               "failed_state": failed_state, "created_at": isoformat(now), "step_since": isoformat(now),
+               "polls": 0, "step_polls": 0, "error": None, "data": data or {}}
+        entered = self._advance(job, self.policy(tenant, kind), now, poll=False)
+        self.store.put(tenant, _JOBS, job["id"], job)
+        if not self.is_final(job):
+            self.store.put(tenant, _OPEN, job["id"], {"kind": kind})
+        self._fire(tenant, job, entered)
+        return job
+
+    def get(self, tenant: str, job_id: str) -> dict | None:
+        """Read a job without counting a poll, applying any time-driven transitions first."""
+        return self._evaluate(tenant, job_id, poll=False)
+
+    def poll(self, tenant: str, job_id: str) -> dict | None:
+        """Read a job as a client poll: counts toward the poll rule."""
+        return self._evaluate(tenant, job_id, poll=True)
+
+    def peek(self, tenant: str, job_id: str) -> dict | None:
+        return self.store.get(tenant, _JOBS, job_id)
+
+    def update_data(self, tenant: str, job_id: str, **changes) -> dict:
+        return self._mutate(tenant, job_id, lambda job, now: (job["data"].update(changes), [])[1])
+
+    def advance(self, tenant: str, job_id: str) -> dict:
+        """Force one step (control API; also leaves a hold)."""
+        return self._mutate(tenant, job_id, lambda job, now: self._step(job, now))
+
+    def complete(self, tenant: str, job_id: str) -> dict:
+        """Force the job to its final state."""
+        def run(job, now):
+            entered = []
+            while not self.is_final(job):
+                entered += self._step(job, now)
+            return entered
+        return self._mutate(tenant, job_id, run)
+
+    def resume(self, tenant: str, job_id: str) -> dict:
+        """Leave a hold (e.g. the user passed SCA) and continue by policy."""
+        job = self.peek(tenant, job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} not found")
+        policy = self.policy(tenant, job["kind"])
+        return self._mutate(tenant, job_id, lambda j, now: self._step(j, now) + self._advance(j, policy, now, False))
+
+    def fail(self, tenant: str, job_id: str, message: str = "Job failed", details: dict | None = None) -> dict:
+        """Move a job to its failed state with an error message."""
+        def run(job, now):
+            if self.is_final(job):
+                raise Conflict(f"job {job_id} is already {job['state']}")
+            job.update(state=job["failed_state"], step=-1, step_since=isoformat(now),
+                       error={"message": message, **(details or {})})
+            return [job["state"]]
+        return self._mutate(tenant, job_id, run)
+
+    def list(self, tenant: str, kind: str | None = None) -> list[dict]:
+        jobs = [self._evaluate(tenant, key, poll=False) for key, _ in self.store.list(tenant, _JOBS)]
+        return [j for j in jobs if j and (kind is None or j["kind"] == kind)]
+
+    def tick(self) -> int:
+        """Apply due time-driven transitions to every open job of every tenant (fires hooks); returns how many moved."""
+        moved = 0
+        for tenant in self.store.tenants():
+            for job_id, _ in self.store.list(tenant, _OPEN):
+                before = self.peek(tenant, job_id)
+                after = self._evaluate(tenant, job_id, poll=False)
+                moved += bool(before and after and before["state"] != after["state"])
+        return moved
+
+    @staticmethod
+    def is_final(job: dict) -> bool:
+        return job["step"] == -1 or job["step"] >= len(job["states"]) - 1
+
+    # --- internals -------------------------------------------------------------------------------
+    def _step(self, job: dict, now) -> list[str]:
+        if self.is_final(job):
+            return []
+        job["step"] += 1
+        job["state"] = job["states"][job["step"]]
+        job["step_since"], job["step_polls"] = isoformat(now), 0
+        return [job["state"]]
+
+    def _advance(self, job: dict, policy: dict, now, poll: bool) -> list[str]:
+        if poll:
+            job["polls"] += 1
+            job["step_polls"] += 1
+        entered: list[str] = []
+        while not self.is_final(job) and job["step"] not in job["holds"]:
+            mode = policy["mode"]
+            if mode == "manual":
+                break
+            if mode == "auto":
+                since = parse_instant(job["step_since"])
+                due_time = policy.get("seconds") is not None and now >= since + timedelta(seconds=policy["seconds"])
+                due_polls = bool(policy.get("polls")) and job["step_polls"] >= policy["polls"]
+                if not (due_time or due_polls):
+                    break
+                if due_time and not due_polls:
+                    # time-driven: the step happened when it fell due, later steps count from then
+                    now_step = since + timedelta(seconds=policy["seconds"])
+                    entered += self._step(job, min(now_step, now))
+                    continue
+            entered += self._step(job, now)
+        return entered
+
+    def _evaluate(self, tenant: str, job_id: str, poll: bool) -> dict | None:
+        job = self.peek(tenant, job_id)
+        if job is None:
+            return None
+        if self.is_final(job) and not poll:
+            return job
+        policy = self.policy(tenant, job["kind"])
+        return self._mutate(tenant, job_id, lambda j, now: self._advance(j, policy, now, poll))
+
+    def _mutate(self, tenant: str, job_id: str, fn) -> dict:
+        now = self.clock.now(tenant)
+        entered: list[str] = []
+
+        def apply(job):
+            if job is None:
+                raise NotFound(f"job {job_id} not found")
+            entered.extend(fn(job, now))
+            return job
+
+        job = self.store.update(tenant, _JOBS, job_id, apply)
+        if self.is_final(job):
+            self.store.delete(tenant, _OPEN, job_id)
+        self._fire(tenant, job, entered)
+        return job
+
+    def _fire(self, tenant: str, job: dict, entered: list[str]) -> None:
+        for state in entered:
+            for hook in self._hooks.get(job["kind"], []):
+                hook(tenant, job, state)

@@ -1,0 +1,112 @@
+"""JSON Schema (2020-12) registry and validation with JSON-pointer error reports.
+
+Every schema under ``schemas/`` is loaded once into an immutable ``referencing.Registry``; validators are built
+lazily per schema id and cached. Formats are checked (jsonschema[format-nongpl]).
+"""
+from __future__ import annotations
+
+import ast
+import json
+import re
+from functools import cached_property
+from pathlib import Path
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+from referencing import Registry, Resource
+
+from .errors import ValidationFailed
+
+SCHEMA_BASE = "https://provider-sandbox.local/schemas/"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+_REQUIRED = re.compile(r"^(.*) is a required property$")
+_EXTRA = re.compile(r"\((.*) (?:was|were) unexpected\)")
+
+
+def schema_id(provider: str, name: str) -> str:
+    """The ``$id`` of ``schemas/<provider>/<name>.json``."""
+    return f"{SCHEMA_BASE}{provider}/{name}.json"
+
+
+def _field_of(error: ValidationError) -> tuple[str, str]:
+    """(JSON pointer, field name) the error is about; for required/additional properties, the property itself."""
+    path = list(error.absolute_path)
+    name = None
+    if error.validator == "required":
+        match = _REQUIRED.match(error.message)
+        if match:
+            try:
+                name = ast.literal_eval(match.group(1))
+            except (ValueError, SyntaxError):
+                name = match.group(1).strip("'\"")
+    elif error.validator in ("additionalProperties", "unevaluatedProperties"):
+        match = _EXTRA.search(error.message)
+        if match:
+            name = match.group(1).split(", ")[0].strip("'\"")
+    if name is not None:
+        path.append(name)
+    pointer = "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path) if path else ""
+    return pointer, (str(path[-1]) if path else "")
+
+
+def describe(error: ValidationError) -> dict:
+    pointer, field = _field_of(error)
+    message = error.message
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return {"pointer": pointer, "field": field, "message": message, "validator": error.validator}
+
+
+class SchemaRegistry:
+    """All schemas of ``root`` (one folder per provider), loaded once."""
+
+    def __init__(self, root: Path = SCHEMA_DIR):
+        self.root = root
+        self.schemas: dict[str, dict] = {}
+        for path in sorted(root.rglob("*.json")):
+            schema = json.loads(path.read_text())
+            self.schemas[schema.get("$id") or SCHEMA_BASE + path.relative_to(root).as_posix()] = schema
+        self.registry = Registry().with_resources(
+            (sid, Resource.from_contents(s)) for sid, s in self.schemas.items())
+        self._validators: dict[str, Draft202012Validator] = {}
+
+    def has(self, sid: str) -> bool:
+        return sid in self.schemas
+
+    def validator(self, sid: str) -> Draft202012Validator:
+        found = self._validators.get(sid)
+        if found is None:
+            found = Draft202012Validator(self.schemas[sid], registry=self.registry,
+                                         format_checker=Draft202012Validator.FORMAT_CHECKER)
+            self._validators[sid] = found
+        return found
+
+    def errors(self, sid: str, instance) -> list[dict]:
+        """Every violation, the best-ranked (jsonschema.best_match) first; [] when valid."""
+        validator = self.validator(sid)
+        found = list(validator.iter_errors(instance))
+        if not found:
+            return []
+        best = best_match(found)
+        ordered = [best] + [e for e in sorted(found, key=lambda e: list(e.absolute_path).__repr__()) if e is not best]
+        return [describe(e) for e in ordered]
+
+    def check(self, sid: str, instance) -> None:
+        """Raise ValidationFailed (400 in the provider's envelope) if ``instance`` violates schema ``sid``."""
+        found = self.errors(sid, instance)
+        if found:
+            raise ValidationFailed(found)
+
+    @cached_property
+    def ids(self) -> list[str]:
+        return sorted(self.schemas)
+
+    def meta_errors(self) -> dict[str, str]:
+        """Schemas that are not themselves valid 2020-12 schemas (checked by the test suite)."""
+        bad = {}
+        for sid, schema in self.schemas.items():
+            try:
+                Draft202012Validator.check_schema(schema)
+            except Exception as exc:  # SchemaError
+                bad[sid] = str(exc).splitlines()[0]
+        return bad

@@ -1,0 +1,153 @@
+"""Open Finance operations, named like the catalogue ids. Raise SandboxError subclasses; never build responses."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import random
+from datetime import date, datetime, time, timezone
+
+from ...core.clock import GLOBAL, isoformat
+from ...core.errors import BadRequest, InternalError, NotFound, Unauthorized
+from ...core.ids import stable_seed, uuid4
+from ...core.pdf import render_pdf
+from ...ledger import generate_ledger
+from ...ledger.models import ledger_from_json
+from . import data
+from .reports import build_financial_report, report_pdf_sections
+
+PROVIDER = "open_finance"
+JOB_KIND = "open_finance.financial_report"
+# Scopes of the API reference's security schemes (open_finance.md section 3); all granted by default.
+SCOPES = ["read:transactions", "read:accounts", "read:connections", "create:connections", "update:connections",
+          "delete:connections", "read:providers", "delete:organization_connections", "read:organization_transactions",
+          "read:organization_accounts", "read:organization_connections", "create:organization_connections",
+          "delete:payments", "update:transactions", "read:categories", "read:extended-securities"]
+REPORT_SCOPE = "read:connections"  # report guide: "Requires read:connections scope"
+_ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+_CONNECTIONS, _LEDGERS, _REPORTS, _PDF_INDEX = (f"{PROVIDER}.connections", f"{PROVIDER}.ledgers",
+                                                f"{PROVIDER}.reports", f"{PROVIDER}.pdf")
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).rstrip(b"=").decode()
+
+
+class OpenFinanceService:
+    def __init__(self, sandbox):
+        self.sb = sandbox
+        self.ttl = int(sandbox.config["OPEN_FINANCE_TOKEN_TTL"])
+        self.strict = bool(sandbox.config["OPEN_FINANCE_STRICT_CONNECTIONS"])
+
+    # --- auth ------------------------------------------------------------------------------------------------
+    def create_token(self, body: dict) -> dict:
+        """Issue a Bearer token for one userId (report guide step 1); 401 access_denied on wrong credentials."""
+        client = self.sb.auth.authenticate_client(body["clientId"], body["clientSecret"])
+        if client is None:
+            raise Unauthorized()
+        tenant = client["tenant"]
+        rng = self.sb.ids.rng(tenant, "open_finance.token")
+        now = self.sb.clock.now(tenant)
+        # Opaque but JWT-looking, like the guide's example (open_finance.md section 3)
+        header = _b64({"alg": "RS256", "typ": "JWT", "kid": rng.getrandbits(32).to_bytes(4, "big").hex()})
+        payload = _b64({"sub": body["userId"], "iat": int(now.timestamp()), "jti": uuid4(rng)})
+        signature = base64.urlsafe_b64encode(rng.getrandbits(256).to_bytes(32, "big")).rstrip(b"=").decode()
+        token = f"{header}.{payload}.{signature}"
+        scopes = self.sb.auth.allowed_scopes(client, PROVIDER, SCOPES)
+        self.sb.auth.issue(PROVIDER, client, token, self.ttl, subject=body["userId"], scopes=scopes)
+        return {"tokenType": "Bearer", "expiresIn": self.ttl, "accessToken": token}
+
+    def client_tenant(self, client_id: str) -> str | None:
+        client = self.sb.auth.client(client_id)
+        return client["tenant"] if client else None
+
+    def authorize(self, token: str | None, scope: str) -> dict:
+        """The token's record (tenant, subject=userId, scopes); 401 unknown/expired, 403 without ``scope``."""
+        return self.sb.auth.verify(PROVIDER, token, scope=scope)
+
+    # --- connections and data (the auto-provisioned sandbox connection) --------------------------------------
+    def user_connections(self, tenant: str, user_id: str) -> list[dict]:
+        return [c for _, c in self.sb.store.list(tenant, _CONNECTIONS, prefix=f"{user_id}|")]
+
+    def ensure_sandbox_connection(self, tenant: str, user_id: str, psu_id: str) -> list[dict]:
+        """Give a user without connections one on ``open-finance-sandbox`` for ``psu_id`` (open_finance.md s.5).
+
+        Its outcome follows the published test psuIds (section 11); data is generated per (seed, psuId).
+        """
+        existing = self.user_connections(tenant, user_id)
+        if existing or self.strict:
+            return existing
+        now = self.sb.clock.now(tenant)
+        seed = self.sb.seed.get()
+        conn_id = uuid4(random.Random(stable_seed(seed, tenant, user_id, "auto-connection")))
+        status = data.connection_status(psu_id)
+        connection = {"id": conn_id, "userId": user_id, "customerId": psu_id, "psuId": psu_id, "psuIdType": "ID",
+                      "providerId": data.SANDBOX_PROVIDER, "status": status, "mode": "PSD2", "isFake": True,
+                      "includeFakeProviders": True, "createdAt": isoformat(now), "updatedAt": isoformat(now),
+                      "dataVersion": 1}
+        if status in data.OK_STATUSES:
+            ledger = data.apply_test_accounts(generate_ledger(seed, psu_id, now.date(), market="IL"), psu_id)
+            self.sb.store.add(tenant, _LEDGERS, conn_id, ledger.to_json())
+        self.sb.store.add(tenant, _CONNECTIONS, f"{user_id}|{conn_id}", connection)  # first writer wins
+        return self.user_connections(tenant, user_id)
+
+    # --- financial report ------------------------------------------------------------------------------------
+    def create_financial_report(self, tok: dict, customer_id: str) -> dict:
+        """Start a report job over the token user's data as it is now; the job is RUNNING, then DONE."""
+        customer_id = customer_id.strip()
+        if not customer_id:
+            raise BadRequest("Missing customerId")
+        if customer_id == data.SCENARIO_INTERNAL_ERROR:
+            raise InternalError("scenario: internal error")
+        tenant, user_id = tok["tenant"], tok["subject"]
+        connections = [c for c in self.ensure_sandbox_connection(tenant, user_id, customer_id)
+                       if c["status"] in data.OK_STATUSES]
+        if not connections:
+            # decision guide: jobs need an ACTIVE or COMPLETED connection; message (inferred), section 5
+            raise BadRequest("No active connections found")
+        today = self.sb.clock.now(tenant).date()
+        version = hashlib.sha256(json.dumps([customer_id, today.isoformat()] + sorted(
+            f"{c['id']}:{c.get('dataVersion', 1)}" for c in connections)).encode()).hexdigest()[:32]
+        report_key = f"{user_id}|{version}"
+        if self.sb.store.get(tenant, _REPORTS, report_key) is None:  # the same data gives the same report
+            ledgers = [ledger_from_json(self.sb.store.get(tenant, _LEDGERS, c["id"])) for c in connections]
+            self.sb.store.put(tenant, _REPORTS, report_key, build_financial_report(ledgers, customer_id, today))
+        job = self.sb.jobs.create(tenant, JOB_KIND, ["RUNNING", "DONE"], owner=user_id,
+                                  data={"customerId": customer_id, "report": report_key})
+        self.sb.store.put(GLOBAL, _PDF_INDEX, job["id"], {"tenant": tenant})
+        if customer_id == data.SCENARIO_JOB_FAILS:
+            self.sb.jobs.fail(tenant, job["id"], "Report generation failed (sandbox scenario)")
+        return {"jobId": job["id"]}
+
+    def _job(self, tenant: str, user_id: str, job_id: str, poll: bool) -> dict:
+        job = None
+        if _ULID.match(job_id):
+            job = self.sb.jobs.poll(tenant, job_id) if poll else self.sb.jobs.get(tenant, job_id)
+        if not job or job["kind"] != JOB_KIND or job["owner"] != user_id:
+            raise BadRequest("Invalid jobId")  # the guide has no 404: unknown and foreign ids are invalid
+        return job
+
+    def get_financial_report(self, tok: dict, job_id: str, with_pdf: bool, pdf_url: str) -> dict:
+        """Poll a report job: {status: RUNNING} until {financialReport, status: DONE[, url]}."""
+        job = self._job(tok["tenant"], tok["subject"], job_id, poll=True)
+        if job["state"] == "RUNNING":
+            return {"status": "RUNNING"}
+        if job["state"] == "FAILED":  # sandbox extension, section 7
+            return {"status": "FAILED", "message": job["error"]["message"]}
+        result = {"financialReport": self.sb.store.get(tok["tenant"], _REPORTS, job["data"]["report"]), "status": "DONE"}
+        if with_pdf:
+            result["url"] = pdf_url
+        return result
+
+    def financial_report_pdf(self, job_id: str) -> bytes:
+        """The DONE report rendered as a PDF (page open_finance.financial_report_pdf); 404 otherwise."""
+        index = self.sb.store.get(GLOBAL, _PDF_INDEX, job_id)
+        job = self.sb.jobs.get(index["tenant"], job_id) if index else None
+        if not job or job["state"] != "DONE":
+            raise NotFound("Report not found")
+        report = self.sb.store.get(index["tenant"], _REPORTS, job["data"]["report"])
+        meta = [("Customer", report["customerId"]), ("Owner", report["ownerName"]),
+                ("Provider", report["providerId"]), ("Date", report["currentDate"]), ("Job", job_id)]
+        created = datetime.combine(date.fromisoformat(report["currentDate"]), time(), tzinfo=timezone.utc)
+        return render_pdf("Financial report", meta, report_pdf_sections(report), created)
