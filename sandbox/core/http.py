@@ -42,10 +42,12 @@ def flask_path(path: str, path_params: frozenset = frozenset()) -> str:
     return _PARAM.sub(lambda m: f"<path:{m.group(1)}>" if m.group(1) in path_params else f"<{m.group(1)}>", path)
 
 
-def build_blueprint(spec: ProviderSpec, views, path_params: frozenset = frozenset()) -> Blueprint:
+def build_blueprint(spec: ProviderSpec, views, path_params: frozenset = frozenset(),
+                    pages_dir: str | None = None) -> Blueprint:
     """One blueprint per provider from its route table: each operation's path and aliases call the view of the
-    same name, so the catalogue id (``<provider>.<operation>``) is the Flask endpoint."""
-    bp = Blueprint(spec.name, __name__, url_prefix=spec.prefix)
+    same name, so the catalogue id (``<provider>.<operation>``) is the Flask endpoint. ``pages_dir``: the
+    provider's folder of hosted-page templates."""
+    bp = Blueprint(spec.name, __name__, url_prefix=spec.prefix, template_folder=pages_dir)
     for op, (method, path, aliases) in spec.routes.items():
         view = getattr(views, op)
         rules = [(method, path)] + [tuple(a.split(" ", 1)) if " " in a else (method, a) for a in aliases]

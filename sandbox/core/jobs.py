@@ -24,6 +24,7 @@ class Jobs:
         self.default = ({"mode": "instant"} if default_seconds <= 0 else
                         {"mode": "auto", "seconds": default_seconds, "polls": default_polls or None})
         self._hooks: dict[str, list[Callable]] = {}
+        self._kind_defaults: dict[str, dict] = {}
 
     # --- policies --------------------------------------------------------------------------------
     def policy(self, tenant: str, kind: str) -> dict:
@@ -32,7 +33,13 @@ class Jobs:
             found = self.store.get(owner, _POLICY, key)
             if found:
                 return found
-        return dict(self.default)
+        if self.default["mode"] == "instant":
+            return dict(self.default)  # --job-delay 0 makes every kind instant
+        return dict(self._kind_defaults.get(kind, self.default))
+
+    def register_default(self, kind: str, policy: dict) -> None:
+        """A provider's default policy for one job kind (used when no control-API policy is set)."""
+        self._kind_defaults[kind] = policy
 
     def set_policy(self, policy: dict, kind: str = "*", tenant: str | None = None) -> dict:
         """Set the completion policy for a job kind ('*' = all kinds), globally or for one tenant."""

@@ -6,6 +6,7 @@ from .generator import (
     choose_persona,
     counterparty_iban,
     generate_ledger,
+    market_banks,
     stable_seed,
 )
 from .iban import de_iban, iban_check_digits, il_iban, is_valid_iban, make_iban, parse_il_iban
@@ -14,6 +15,6 @@ from .models import ACCOUNT_KINDS, CATEGORY_KINDS, Account, Holding, Ledger, Tra
 __all__ = [
     "ACCOUNT_KINDS", "CATEGORY_KINDS", "Account", "Holding", "Ledger", "Transaction",
     "add_months", "available_markets", "available_personas", "choose_persona", "counterparty_iban",
-    "generate_ledger", "stable_seed",
+    "generate_ledger", "market_banks", "stable_seed",
     "de_iban", "iban_check_digits", "il_iban", "is_valid_iban", "make_iban", "parse_il_iban",
 ]

@@ -63,6 +63,11 @@ def _market(code: str) -> dict:
     return data
 
 
+def market_banks(code: str) -> list[dict]:
+    """The banks of a market fixture (id, name, code, ...): data for hosted bank-selection pages."""
+    return [{k: v for k, v in b.items() if not k.startswith("_")} for b in _market(code)["banks"]]
+
+
 @lru_cache(maxsize=None)
 def _personas() -> dict:
     personas = {}
