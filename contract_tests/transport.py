@@ -148,3 +148,38 @@ class Control:
 
     def get(self, path: str):
         return self._call("GET", path)
+
+
+class Receiver:
+    """A loopback HTTP server that records what is sent to it (webhooks, redirect callbacks)."""
+
+    def __init__(self, status: int = 200):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []
+        answer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                received.append({"method": "POST", "path": self.path, "headers": dict(self.headers), "body": body})
+                self.send_response(answer.status)
+                self.end_headers()
+
+            def do_GET(self):
+                received.append({"method": "GET", "path": self.path, "headers": dict(self.headers), "body": b""})
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.status = status
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -43,7 +43,8 @@ class Signer:
         try:
             header, payload, signature = (token or "").split(".")
             expected = hmac.new(self._key(purpose), f"{header}.{payload}".encode(), hashlib.sha256).digest()
-            if not hmac.compare_digest(expected, _unb64(signature)):
+            # compare the text, not decoded bytes: lenient base64 would accept altered unused trailing bits
+            if not hmac.compare_digest(_b64(expected), signature):
                 raise InvalidToken("signature mismatch")
             claims = json.loads(_unb64(payload))
         except InvalidToken:

@@ -4,6 +4,7 @@ and rendering of the shared ledger into finX accounts and transactions. Tables, 
 from __future__ import annotations
 
 import random
+import re
 from datetime import date, datetime, time, timezone
 
 from dataclasses import replace
@@ -126,7 +127,8 @@ def render_account(account: Account, access_id: str, flow_id: str) -> dict:
 
 
 def _bic(account: Account) -> str:
-    return f"{(account.bank_name.replace(' ', '')[:4] or 'BANK').upper():X<4}DE{account.bank_code[-2:]}XXX"[:11]
+    letters = re.sub(r"[^A-Z]", "", account.bank_name.upper())[:4]  # BIC: 4 letters bank, DE, location, branch
+    return f"{letters:X<4}DE{account.bank_code[-2:]}XXX"[:11]
 
 
 def render_transaction(t, account_id: str, flow_id: str, sync_id: str | None = None) -> dict:

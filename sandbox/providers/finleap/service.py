@@ -335,10 +335,10 @@ class FinleapService:
         selected.sort(key=lambda t: (t["booking_date"], t["transaction_id"]), reverse=args.get("sort", "DESC") != "ASC")
         offset, count = int(args.get("offset", 0)), int(args.get("count", 1000))
         page = selected[offset: offset + count]
-        if args.get("cents") == "true":
+        if _flag(args.get("cents")):
             page = [{**t, "amount": int((Decimal(str(t["amount"])) * 100).to_integral_value())} for t in page]
         result: dict = {"transactions": page}
-        if args.get("include_statistics") == "true":
+        if _flag(args.get("include_statistics")):
             credits = sum((Decimal(str(t["amount"])) for t in selected if t["amount"] > 0), Decimal(0))
             debits = sum((Decimal(str(t["amount"])) for t in selected if t["amount"] < 0), Decimal(0))
             result["statistics"] = {"count": len(selected), "credits": float(credits), "debits": float(debits),
@@ -591,6 +591,11 @@ def check_redirect_uri_field(uri: str, field: str) -> None:
     parts = urlsplit(uri)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValidationFailed([{"pointer": f"/{field}", "field": field, "message": "uri", "validator": "format"}])
+
+
+def _flag(value: str | None) -> bool:
+    """Query booleans: python-figo sends True/False, other clients true/false."""
+    return (value or "").lower() == "true"
 
 
 def _month_end(d: date) -> date:
