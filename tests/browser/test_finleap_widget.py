@@ -194,9 +194,8 @@ def test_account_verification(page, shots, sandbox_server, callback_server, user
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(reason="finleap_widget.html: #cancel is the form's first submit button, so pressing Enter in a "
-                          "field (implicit submission) cancels the flow instead of continuing", strict=False)
 def test_enter_in_the_login_form_continues(page, shots, sandbox_server, callback_server):
+    """Implicit submission uses the form's first submit button: that must be Continue, not Cancel."""
     link = sandbox_server.create_link("income-report", {"redirect_uri": callback_server.url(), "state": "k-1",
                                                         "language": "en"})
     page.goto(link["location"])
@@ -275,11 +274,8 @@ def _tamper_signature(location: str, position: int = 0) -> str:
 @pytest.mark.browser
 @pytest.mark.parametrize("how", [
     "tampered",
-    # the 43rd base64url character of an HS256 signature carries 2 unused bits; flipping one of them must still be
-    # rejected, but sandbox/core/signing.py compares the decoded bytes (lenient base64) instead of the text
-    pytest.param("tampered-last-char", marks=pytest.mark.xfail(
-        reason="signing.py: Signer.decode accepts a signature whose unused trailing base64 bits were changed",
-        strict=False)),
+    # the 43rd base64url character of an HS256 signature carries 2 unused bits: altering one must still be rejected
+    "tampered-last-char",
     "expired",
 ])
 def test_bad_widget_token_shows_an_error_page(page, shots, sandbox_server, callback_server, how):
