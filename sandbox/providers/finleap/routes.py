@@ -142,7 +142,8 @@ class Views:
         try:
             tenant, flow = self.widget_flow.open(token)
         except WidgetError as exc:
-            return render_template("finleap_error.html", t=TEXT["en"], lang="en", rtl=False,
+            # the flow (and its language) is unknown here: German first, as the widget's default language
+            return render_template("finleap_error.html", t=TEXT["de"], lang="de", rtl=False,
                                    message=f"{TEXT['de'][str(exc)]} / {TEXT['en'][str(exc)]}"), 400
         set_tenant(tenant)
         error = None

@@ -30,9 +30,39 @@ TEXT = {
            "search": "Search bank", "done": "Done", "expired": "This link is invalid or has expired.",
            "used": "This link has already been used."},
 }
-TEXT["es"] = {**TEXT["en"], "title": "Conectar cuenta", "continue": "Continuar", "cancel": "Cancelar"}
-TEXT["fr"] = {**TEXT["en"], "title": "Connecter votre compte", "continue": "Continuer", "cancel": "Annuler"}
-TEXT["ar"] = {**TEXT["en"], "title": "ربط الحساب", "continue": "متابعة", "cancel": "إلغاء"}
+TEXT["es"] = {"title": "Conectar cuenta", "bank": "Seleccione su banco", "login": "Iniciar sesión en",
+              "username": "Usuario", "password": "PIN / contraseña", "sca": "Elija un método de seguridad",
+              "otp": "Introduzca la contraseña de un solo uso", "otp_hint": "Le hemos enviado una contraseña a su teléfono.",
+              "accounts": "Seleccione las cuentas", "continue": "Continuar", "cancel": "Cancelar",
+              "wrong_credentials": "Usuario o PIN incorrecto.", "wrong_otp": "Contraseña de un solo uso incorrecta.",
+              "attempts_left": "Intentos restantes", "choose_account": "Elija al menos una cuenta.",
+              "stale": "Este paso ya no está vigente.", "search": "Buscar banco", "done": "Listo",
+              "expired": "Este enlace no es válido o ha caducado.", "used": "Este enlace ya se ha utilizado."}
+TEXT["fr"] = {"title": "Connecter votre compte", "bank": "Choisissez votre banque", "login": "Connexion à",
+              "username": "Identifiant", "password": "PIN / mot de passe", "sca": "Choisissez une méthode de sécurité",
+              "otp": "Saisissez le code à usage unique", "otp_hint": "Nous avons envoyé un code à votre téléphone.",
+              "accounts": "Choisissez les comptes", "continue": "Continuer", "cancel": "Annuler",
+              "wrong_credentials": "Identifiant ou PIN incorrect.", "wrong_otp": "Code à usage unique incorrect.",
+              "attempts_left": "Essais restants", "choose_account": "Veuillez choisir au moins un compte.",
+              "stale": "Cette étape n'est plus d'actualité.", "search": "Rechercher une banque", "done": "Terminé",
+              "expired": "Ce lien est invalide ou a expiré.", "used": "Ce lien a déjà été utilisé."}
+TEXT["ar"] = {"title": "ربط الحساب", "bank": "اختر مصرفك", "login": "تسجيل الدخول إلى", "username": "اسم المستخدم",
+              "password": "الرقم السري / كلمة المرور", "sca": "اختر طريقة التحقق", "otp": "أدخل كلمة المرور لمرة واحدة",
+              "otp_hint": "أرسلنا كلمة مرور لمرة واحدة إلى هاتفك.", "accounts": "اختر الحسابات", "continue": "متابعة",
+              "cancel": "إلغاء", "wrong_credentials": "اسم المستخدم أو الرقم السري غير صحيح.",
+              "wrong_otp": "كلمة المرور لمرة واحدة غير صحيحة.", "attempts_left": "المحاولات المتبقية",
+              "choose_account": "يرجى اختيار حساب واحد على الأقل.", "stale": "هذه الخطوة لم تعد سارية.",
+              "search": "ابحث عن مصرف", "done": "تم", "expired": "هذا الرابط غير صالح أو منتهي الصلاحية.",
+              "used": "تم استخدام هذا الرابط من قبل."}
+assert all(TEXT[lang].keys() == TEXT["en"].keys() for lang in data.LANGUAGES)
+
+
+def money(amount, currency: str, lang: str) -> str:
+    """A balance as the widget's language writes it (de: 1.234,56 EUR)."""
+    text = f"{amount:,.2f}"
+    if lang in ("de", "es", "fr"):
+        text = text.replace(",", "\x00").replace(".", ",").replace("\x00", "." if lang != "fr" else " ")
+    return f"{text} {currency}"
 
 
 def callback_url(redirect_uri: str, params: list[tuple[str, str]]) -> str:
@@ -75,7 +105,7 @@ class Widget:
                "sca_methods": data.SCA_METHODS, "attempts_left": data.MAX_LOGIN_ATTEMPTS - flow["login_attempts"],
                "accounts": [], "multi": flow["allow_multi_selection"]}
         if flow["step"] == "accounts":
-            ctx["accounts"] = [self._account_choice(a) for a in self._candidates(tenant, flow)]
+            ctx["accounts"] = [self._account_choice(a, lang) for a in self._candidates(tenant, flow)]
         return ctx
 
     def _candidates(self, tenant: str, flow: dict) -> list[Account]:
@@ -86,9 +116,9 @@ class Widget:
         return accounts
 
     @staticmethod
-    def _account_choice(a: Account) -> dict:
+    def _account_choice(a: Account, lang: str) -> dict:
         return {"id": a.id, "name": a.name, "type": data.ACCOUNT_TYPES[a.kind], "iban": a.iban or a.number,
-                "balance": f"{a.balance:,.2f} {a.currency}"}
+                "balance": money(a.balance, a.currency, lang)}
 
     def submit(self, tenant: str, flow: dict, form: dict) -> tuple[str | None, str | None]:
         """Apply one form post. Returns (redirect URL, None) when the flow ended, else (None, error message key)."""
@@ -120,6 +150,7 @@ class Widget:
         flow["login_attempts"] += 1
         if flow["login_attempts"] >= data.MAX_LOGIN_ATTEMPTS:
             return self._finish(tenant, flow, "FAILED", reason="wrong_credentials"), None
+        flow["last_username"] = username  # shown again: only the password is re-typed
         self.service.save_flow(tenant, flow)
         return None, "wrong_credentials"
 
