@@ -236,6 +236,36 @@ def test_three_call_flow_with_callback_parameter_order(fx):
 
 
 @pytest.mark.control
+def test_the_implementation_guide_verbatim(fx):
+    """docs/finleap-income-report-guide.txt: its exact request bodies complete the three-call flow."""
+    r = fx.call("create_income_report_link", json_body={"redirect_uri": "https://my-app.example.com/callback",
+                                                        "accounts": [], "sync_period": 180}, headers=fx.basic())
+    status_in(r, 201)
+    link = r.json
+    params = dict(fx.widget(link["location"], link["id"]))
+    token = fx.call("create_token", json_body={"grant_type": "authorization_code", "code": params["code"],
+                                               "redirect_uri": "https://my-app.example.com/callback"},
+                    headers=fx.basic())
+    status_in(token, 200)
+    report = fx.call("get_income_report", path_params={"id": params["flow_id"]},
+                     headers=fx.bearer(token.json["access_token"]))
+    status_in(report, 200)
+    response_schema_conformance(report)
+    assert report.json["period"] == 6  # sync_period 180 days -> 6 months
+
+
+@pytest.mark.control
+def test_legacy_income_report_alias_filters_by_month(fx):
+    _, tokens = fx.connected()
+    h = fx.bearer(tokens["access_token"])
+    r = fx.call("get_income_report", alias=0, query={"since": "2020-01", "until": "2020-03"}, headers=h)
+    status_in(r, 200)
+    response_schema_conformance(r)
+    assert r.json["period"] == 3 and r.json["income"]["summary"]["count"] == 0
+    nrich(fx.call("get_income_report", alias=0, query={"since": "2020-13"}, headers=h), 400, 1000, "since")
+
+
+@pytest.mark.control
 def test_report_is_computed_from_the_transactions_the_api_serves(fx):
     link, tokens = fx.connected(reporting_period=6)
     h = fx.bearer(tokens["access_token"])

@@ -14,6 +14,11 @@ DEFAULTS: dict = {
     "MAX_CONTENT_LENGTH": 1024 * 1024, # bodies over 1 MB get the provider's 413 envelope
     "OPEN_FINANCE_TOKEN_TTL": 86400,   # seconds (open_finance.md section 3: expiresIn honoured as seconds)
     "OPEN_FINANCE_STRICT_CONNECTIONS": False,  # open_finance.md section 5: no auto-provisioned connection
+    "FINLEAP_CODE_TTL": 3600.0,        # finleap.md s.3: authorization code 1 h (an older doc said 5 min)
+    "FINLEAP_ACCESS_TTL": 3600.0,      # access token 1 h
+    "FINLEAP_REFRESH_TTL": 7776000.0,  # refresh token 90 days
+    "FINLEAP_WIDGET_TTL": 3600.0,      # widget link validity (inferred)
+    "FINLEAP_LEGACY_CODES": False,     # "O..." codes for the legacy python-figo SDK
     "TICKER": False,                   # background thread for time-driven jobs and webhook retries (serve sets it)
     "HOST": "127.0.0.1",
     "PORT": 8080,

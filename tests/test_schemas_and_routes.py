@@ -52,20 +52,23 @@ def test_vendored_catalogue_matches_the_shared_spec():
 
 
 def _route_tables():
+    from sandbox.providers.finleap.routes import ROUTES as FINLEAP
     from sandbox.providers.open_finance.routes import ROUTES as OPEN_FINANCE
-    return {"open_finance": OPEN_FINANCE}
+    return {"open_finance": OPEN_FINANCE, "finleap": FINLEAP}
 
 
 @pytest.mark.parametrize("provider", sorted(_route_tables()))
 def test_route_table_matches_the_catalogue(provider):
     table, documented = _route_tables()[provider], operations(provider)
+    if provider == "finleap":
+        assert set(table) == set(documented)  # every finleap operation, seed and extended, is served
     for name, (method, path, aliases) in table.items():
         op = documented[name]
         assert (method, path) == (op["method"], op["path"]), name
         assert aliases == op.get("aliases", []), name
 
 
-@pytest.mark.parametrize("provider,prefix", [("open_finance", "/open-finance")])
+@pytest.mark.parametrize("provider,prefix", [("open_finance", "/open-finance"), ("finleap", "/finleap")])
 def test_openapi_document_is_valid_and_covers_the_route_table(client, provider, prefix):
     from openapi_spec_validator import validate
     doc = client.get(f"{prefix}/openapi.json").json
@@ -93,3 +96,15 @@ def test_schemathesis_finds_no_server_errors(app):
                 case.validate_response(response)  # status documented, body matches its schema
 
             run()
+
+
+def test_validation_errors_carry_json_pointers():
+    from sandbox.core.validation import schema_id
+    registry = schemas()
+    sid = schema_id("finleap", "create_income_report_link.request")
+    errors = registry.errors(sid, {"language": "xx", "accounts": [{"currency": "EUR"}], "bogus": 1})
+    pointers = {e["pointer"] for e in errors}
+    assert {"/redirect_uri", "/language", "/accounts/0/id", "/bogus"} <= pointers
+    required = next(e for e in errors if e["validator"] == "required" and e["pointer"] == "/redirect_uri")
+    assert required["field"] == "redirect_uri"
+    assert registry.errors(sid, {"redirect_uri": "https://x.example/cb"}) == []

@@ -25,19 +25,31 @@ def isoformat(dt: datetime) -> str:
     return utc(dt).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class Clock:
-    """Reads and moves sandbox time. ``system`` is injectable so tests never depend on the wall clock."""
+def _no_cache() -> None:
+    return None
 
-    def __init__(self, store, system=None):
+
+class Clock:
+    """Reads and moves sandbox time. ``system`` is injectable so tests never depend on the wall clock.
+
+    ``cache`` returns a dict that lives for one request (or None): the clock state is read once per request.
+    """
+
+    def __init__(self, store, system=None, cache=_no_cache):
         self.store = store
         self.system = system or (lambda: datetime.now(timezone.utc))
+        self.cache = cache
 
     def state(self, tenant: str | None = None) -> dict:
-        if tenant:
-            own = self.store.get(tenant, _COLL, "state")
-            if own:
-                return own
-        return self.store.get(GLOBAL, _COLL, "state") or {"frozen": False, "at": None, "offset": 0.0}
+        memo = self.cache()
+        if memo is not None and ("clock", tenant) in memo:
+            return memo[("clock", tenant)]
+        found = self.store.get(tenant, _COLL, "state") if tenant else None
+        if not found:
+            found = self.store.get(GLOBAL, _COLL, "state") or {"frozen": False, "at": None, "offset": 0.0}
+        if memo is not None:
+            memo[("clock", tenant)] = found
+        return found
 
     def now(self, tenant: str | None = None) -> datetime:
         """Current sandbox time for ``tenant`` (its own clock if set, else the global one)."""
@@ -46,8 +58,15 @@ class Clock:
             return parse_instant(state["at"])
         return self.system() + timedelta(seconds=state.get("offset", 0.0))
 
+    def _forget(self) -> None:
+        memo = self.cache()
+        if memo is not None:
+            for key in [k for k in memo if isinstance(k, tuple) and k[0] == "clock"]:
+                del memo[key]
+
     def _write(self, tenant: str | None, state: dict) -> dict:
         self.store.put(tenant or GLOBAL, _COLL, "state", state)
+        self._forget()
         return self.describe(tenant)
 
     def freeze(self, tenant: str | None = None, at: datetime | None = None) -> dict:
@@ -71,6 +90,7 @@ class Clock:
 
     def reset(self, tenant: str | None = None) -> dict:
         self.store.delete(tenant or GLOBAL, _COLL, "state")
+        self._forget()
         return self.describe(tenant)
 
     def describe(self, tenant: str | None = None) -> dict:

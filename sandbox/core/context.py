@@ -4,7 +4,7 @@ Services receive it explicitly (no process-wide singletons); views reach it thro
 """
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, g, has_request_context
 
 from .auth import Auth
 from .clock import GLOBAL, Clock
@@ -28,6 +28,15 @@ def schemas() -> SchemaRegistry:
     return _SCHEMAS
 
 
+def request_cache() -> dict | None:
+    """A dict living for the current request (None outside one): shared state is read once per request."""
+    if not has_request_context():
+        return None
+    if "_sandbox_cache" not in g:
+        g._sandbox_cache = {}
+    return g._sandbox_cache
+
+
 class _Seed:
     """The seed lives in the store so every worker agrees; ``--seed`` sets it at start-up."""
 
@@ -35,11 +44,20 @@ class _Seed:
         self.store, self.default = store, default
 
     def get(self) -> int:
+        memo = request_cache()
+        if memo is not None and "seed" in memo:
+            return memo["seed"]
         found = self.store.get(GLOBAL, "config", "seed")
-        return int(found["seed"]) if found else self.default
+        seed = int(found["seed"]) if found else self.default
+        if memo is not None:
+            memo["seed"] = seed
+        return seed
 
     def set(self, seed: int) -> None:
         self.store.put(GLOBAL, "config", "seed", {"seed": int(seed)})
+        memo = request_cache()
+        if memo is not None:
+            memo.pop("seed", None)
 
 
 class Sandbox:
@@ -47,9 +65,10 @@ class Sandbox:
         self.config = config
         self.store = store or open_store(config["STORE"])
         self.seed = _Seed(self.store, int(config["SEED"]))
-        self.clock = Clock(self.store, system_clock)
+        self.clock = Clock(self.store, system_clock, request_cache)
         self.ids = IdGen(self.store, self.seed.get)
-        self.jobs = Jobs(self.store, self.clock, self.ids, float(config["JOB_DELAY"]), int(config["JOB_POLLS"]))
+        self.jobs = Jobs(self.store, self.clock, self.ids, float(config["JOB_DELAY"]), int(config["JOB_POLLS"]),
+                         cache=request_cache)
         self.auth = Auth(self.store, self.clock, self.ids)
         self.journal = Journal(self.store, int(config["JOURNAL_KEEP"]), bool(config["JOURNAL"]))
         self.webhooks = Webhooks(self.store, self.clock, self.ids, webhook_sender or http_sender)
@@ -67,6 +86,7 @@ class Sandbox:
         else:
             self.store.clear(tenant)
             self.auth.forget_tenant(tenant)
+            self.jobs.forget_tenant(tenant)
 
 
     def tick(self) -> dict:

@@ -135,6 +135,13 @@ def _check(part: str, instance) -> None:
             raise ValidationFailed(errors)
 
 
+def json_response(result, status: int = 200):
+    """A view result: dicts go through Flask's JSON provider; str is JSON text already (sent as is)."""
+    if isinstance(result, str):
+        return Response(result, status=status, mimetype="application/json")
+    return result, status
+
+
 def bearer_token() -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")

@@ -19,18 +19,34 @@ MODES = ("auto", "instant", "manual")
 
 
 class Jobs:
-    def __init__(self, store, clock, ids, default_seconds: float = 3.0, default_polls: int = 2):
-        self.store, self.clock, self.ids = store, clock, ids
+    def __init__(self, store, clock, ids, default_seconds: float = 3.0, default_polls: int = 2, cache=lambda: None):
+        self.store, self.clock, self.ids, self.cache = store, clock, ids, cache
         self.default = ({"mode": "instant"} if default_seconds <= 0 else
                         {"mode": "auto", "seconds": default_seconds, "polls": default_polls or None})
         self._hooks: dict[str, list[Callable]] = {}
         self._kind_defaults: dict[str, dict] = {}
 
     # --- policies --------------------------------------------------------------------------------
+    def _policies(self) -> dict:
+        """Every policy set through the control API (one query, once per request): "owner|kind" -> policy."""
+        memo = self.cache()
+        if memo is not None and "job_policies" in memo:
+            return memo["job_policies"]
+        found = dict(self.store.list(GLOBAL, _POLICY))
+        if memo is not None:
+            memo["job_policies"] = found
+        return found
+
+    def _forget_policies(self) -> None:
+        memo = self.cache()
+        if memo is not None:
+            memo.pop("job_policies", None)
+
     def policy(self, tenant: str, kind: str) -> dict:
         """Effective policy: tenant+kind, tenant, global+kind, global, then the configured default."""
+        policies = self._policies()
         for owner, key in ((tenant, kind), (tenant, "*"), (GLOBAL, kind), (GLOBAL, "*")):
-            found = self.store.get(owner, _POLICY, key)
+            found = policies.get(f"{owner}|{key}")
             if found:
                 return found
         if self.default["mode"] == "instant":
@@ -52,11 +68,20 @@ class Jobs:
             clean["polls"] = int(policy["polls"]) if policy.get("polls") else None
             if clean["seconds"] is None and clean["polls"] is None:
                 raise ValueError("an auto policy needs seconds and/or polls")
-        self.store.put(tenant or GLOBAL, _POLICY, kind, clean)
+        self.store.put(GLOBAL, _POLICY, f"{tenant or GLOBAL}|{kind}", clean)
+        self._forget_policies()
         return clean
 
     def clear_policy(self, kind: str = "*", tenant: str | None = None) -> None:
-        self.store.delete(tenant or GLOBAL, _POLICY, kind)
+        self.store.delete(GLOBAL, _POLICY, f"{tenant or GLOBAL}|{kind}")
+        self._forget_policies()
+
+    def forget_tenant(self, tenant: str) -> None:
+        """Drop a tenant's policies and open-job index entries (tenant reset)."""
+        for coll in (_POLICY, _OPEN):
+            for key, _ in self.store.list(GLOBAL, coll, prefix=f"{tenant}|"):
+                self.store.delete(GLOBAL, coll, key)
+        self._forget_policies()
 
     # --- hooks -----------------------------------------------------------------------------------
     def on_transition(self, kind: str, fn: Callable[[str, dict, str], None]) -> None:
@@ -76,7 +101,7 @@ class Jobs:
         entered = self._advance(job, self.policy(tenant, kind), now, poll=False)
         self.store.put(tenant, _JOBS, job["id"], job)
         if not self.is_final(job):
-            self.store.put(tenant, _OPEN, job["id"], {"kind": kind})
+            self.store.put(GLOBAL, _OPEN, f"{tenant}|{job['id']}", {"kind": kind})  # what tick() walks
         self._fire(tenant, job, entered)
         return job
 
@@ -132,11 +157,14 @@ class Jobs:
     def tick(self) -> int:
         """Apply due time-driven transitions to every open job of every tenant (fires hooks); returns how many moved."""
         moved = 0
-        for tenant in self.store.tenants():
-            for job_id, _ in self.store.list(tenant, _OPEN):
-                before = self.peek(tenant, job_id)
-                after = self._evaluate(tenant, job_id, poll=False)
-                moved += bool(before and after and before["state"] != after["state"])
+        for key, _ in self.store.list(GLOBAL, _OPEN):
+            tenant, job_id = key.rsplit("|", 1)
+            before = self.peek(tenant, job_id)
+            if before is None:  # the tenant was reset
+                self.store.delete(GLOBAL, _OPEN, key)
+                continue
+            after = self._evaluate(tenant, job_id, poll=False)
+            moved += bool(after and before["state"] != after["state"])
         return moved
 
     @staticmethod
@@ -179,8 +207,8 @@ class Jobs:
         job = self.peek(tenant, job_id)
         if job is None:
             return None
-        if self.is_final(job) and not poll:
-            return job
+        if self.is_final(job):
+            return job  # final states are absorbing: reading them writes nothing
         policy = self.policy(tenant, job["kind"])
         return self._mutate(tenant, job_id, lambda j, now: self._advance(j, policy, now, poll))
 
@@ -195,8 +223,8 @@ class Jobs:
             return job
 
         job = self.store.update(tenant, _JOBS, job_id, apply)
-        if self.is_final(job):
-            self.store.delete(tenant, _OPEN, job_id)
+        if self.is_final(job) and entered:
+            self.store.delete(GLOBAL, _OPEN, f"{tenant}|{job_id}")
         self._fire(tenant, job, entered)
         return job
 

@@ -10,7 +10,7 @@ import time
 from datetime import timedelta
 from typing import Callable
 
-from .clock import isoformat, parse_instant
+from .clock import GLOBAL, isoformat, parse_instant
 from .errors import NotFound
 
 _HOOKS, _PENDING = "webhooks", "webhooks_pending"
@@ -42,7 +42,7 @@ class Webhooks:
                   "accept_3xx": accept_3xx, "status": "pending", "attempts": [], "created_at": isoformat(now),
                   "next_attempt_at": isoformat(now), "lease_until": None}
         self.store.put(tenant, _HOOKS, record["id"], record)
-        self.store.put(tenant, _PENDING, record["id"], {})
+        self.store.put(GLOBAL, _PENDING, f"{tenant}|{record['id']}", {})
         if deliver:
             return self.attempt(tenant, record["id"]) or record
         return record
@@ -64,15 +64,18 @@ class Webhooks:
         self.get(tenant, hook_id)
         self.store.update(tenant, _HOOKS, hook_id, lambda r: {**r, "status": "pending", "next_attempt_at": now,
                                                                 "lease_until": None, "redelivery": True})
-        self.store.put(tenant, _PENDING, hook_id, {})
+        self.store.put(GLOBAL, _PENDING, f"{tenant}|{hook_id}", {})
         return self.attempt(tenant, hook_id) or self.get(tenant, hook_id)
 
     def deliver_due(self) -> int:
         """Attempt every pending delivery whose time has come, in every tenant; returns attempts made."""
         made = 0
-        for tenant in self.store.tenants():
-            for hook_id, _ in self.store.list(tenant, _PENDING):
-                made += self.attempt(tenant, hook_id) is not None
+        for key, _ in self.store.list(GLOBAL, _PENDING):
+            tenant, hook_id = key.rsplit("|", 1)
+            if self.store.get(tenant, _HOOKS, hook_id) is None:  # the tenant was reset
+                self.store.delete(GLOBAL, _PENDING, key)
+                continue
+            made += self.attempt(tenant, hook_id) is not None
         return made
 
     def attempt(self, tenant: str, hook_id: str) -> dict | None:
@@ -115,5 +118,5 @@ class Webhooks:
 
         record = self.store.update(tenant, _HOOKS, hook_id, settle)
         if record["status"] != "pending":
-            self.store.delete(tenant, _PENDING, hook_id)
+            self.store.delete(GLOBAL, _PENDING, f"{tenant}|{hook_id}")
         return record

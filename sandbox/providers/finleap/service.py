@@ -52,10 +52,10 @@ class FinleapService:
     def __init__(self, sandbox):
         self.sb = sandbox
         cfg = sandbox.config
-        self.code_ttl = float(cfg.get("FINLEAP_CODE_TTL", 3600))
-        self.access_ttl = float(cfg.get("FINLEAP_ACCESS_TTL", 3600))
-        self.refresh_ttl = float(cfg.get("FINLEAP_REFRESH_TTL", 90 * 86400))
-        self.widget_ttl = float(cfg.get("FINLEAP_WIDGET_TTL", 3600))
+        self.code_ttl = float(cfg["FINLEAP_CODE_TTL"])
+        self.access_ttl = float(cfg["FINLEAP_ACCESS_TTL"])
+        self.refresh_ttl = float(cfg["FINLEAP_REFRESH_TTL"])
+        self.widget_ttl = float(cfg["FINLEAP_WIDGET_TTL"])
         sandbox.jobs.register_default(SYNC_KIND, {"mode": "auto", "seconds": 2.0, "polls": 1})
         sandbox.jobs.on_transition(SYNC_KIND, self._on_sync_transition)
 

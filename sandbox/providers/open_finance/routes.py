@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import Response, request, url_for
 
-from ...core.http import bearer_token, json_body, query_args, set_tenant
+from ...core.http import bearer_token, json_body, json_response, query_args, set_tenant
 
 # operation id -> (method, path, aliases); the catalogue id is "open_finance.<operation>"
 ROUTES = {
@@ -43,7 +43,7 @@ class Views:
         tok = self._auth("read:connections")
         args = query_args()
         url = url_for(f"{request.blueprint}.financial_report_pdf", jobId=jobId, _external=True)
-        return self.service.get_financial_report(tok, jobId, args.get("withPdf") == "1", url)
+        return json_response(self.service.get_financial_report(tok, jobId, args.get("withPdf") == "1", url))
 
     def financial_report_pdf(self, jobId: str):
         return Response(self.service.financial_report_pdf(jobId), mimetype="application/pdf",
