@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from .clock import isoformat
 from .context import VERSION, current_sandbox
 from .errors import (BadRequest, InternalError, MalformedBody, MethodNotAllowed, NotFound, PayloadTooLarge,
-                     SandboxError, UnsupportedMediaType)
+                     SandboxError, UnsupportedMediaType, ValidationFailed)
 from .validation import schema_id
 
 log = logging.getLogger("sandbox")
@@ -131,7 +131,6 @@ def _check(part: str, instance) -> None:
         errors = sandbox.schemas.errors(sid, instance)
         g.setdefault("verdict", {})[part] = "ok" if not errors else [e["pointer"] + ": " + e["message"] for e in errors[:5]]
         if errors:
-            from .errors import ValidationFailed
             raise ValidationFailed(errors)
 
 
@@ -177,8 +176,6 @@ def render_error(err: SandboxError) -> Response:
         body, status = spec.render_error(err, operation())
     response = Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), status=status,
                         mimetype="application/json")
-    for name, value in getattr(err, "headers", {}).items():
-        response.headers[name] = value
     return response
 
 

@@ -548,12 +548,16 @@ class FinleapService:
             payload_data = self._observed(tenant, n["observe_key"], new)
             if payload_data is None:
                 continue
-            deliveries.append(self.sb.webhooks.enqueue(
-                tenant, PROVIDER, "notification", n["notify_uri"],
-                {"notification_id": n["notification_id"], "observe_key": n["observe_key"], "state": n["state"],
-                 "data": payload_data},
-                headers={"User-Agent": "finx-notification/1.0"}, accept_3xx=True))  # 2xx or 3xx = delivered
+            deliveries.append(self._send(tenant, n, payload_data))
         return deliveries
+
+    def _send(self, tenant: str, notification: dict, payload_data) -> dict:
+        """POST one notification (finleap.md s.7: {notification_id, observe_key, state, data}; 2xx or 3xx = delivered)."""
+        return self.sb.webhooks.enqueue(
+            tenant, PROVIDER, "notification", notification["notify_uri"],
+            {"notification_id": notification["notification_id"], "observe_key": notification["observe_key"],
+             "state": notification["state"], "data": payload_data},
+            headers={"User-Agent": "finx-notification/1.0"}, accept_3xx=True)
 
     def _observed(self, tenant: str, key: str, new: dict[str, list[dict]]):
         if _OBSERVE_KEYS[0].match(key):
@@ -580,10 +584,7 @@ class FinleapService:
             sample = [t for access_id in user["accesses"]
                       for account_id in self.sb.store.get(tenant, _ACCESSES, access_id)["accounts"]
                       for t in (self.sb.store.get(tenant, _TXNS, account_id) or {"items": []})["items"][-3:]]
-            deliveries.append(self.sb.webhooks.enqueue(
-                tenant, PROVIDER, "notification", n["notify_uri"],
-                {"notification_id": n["notification_id"], "observe_key": n["observe_key"], "state": n["state"],
-                 "data": body.get("data", sample)}, headers={"User-Agent": "finx-notification/1.0"}, accept_3xx=True))
+            deliveries.append(self._send(tenant, n, body.get("data", sample)))
         return deliveries
 
 

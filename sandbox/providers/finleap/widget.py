@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from ...core.errors import NotFound
 from ...core.signing import InvalidToken
 from ...ledger.models import Account
 from . import data
@@ -88,10 +89,8 @@ class Widget:
             tenant = claims["tenant"]
             self.sb.signer.decode(token, "finleap.widget", now=self.sb.clock.now(tenant))
             flow = self.service.flow(tenant, claims["flow_id"])
-        except (InvalidToken, KeyError, TypeError):
+        except (InvalidToken, KeyError, TypeError, NotFound):  # NotFound: the flow is gone (e.g. after a reset)
             raise WidgetError("expired") from None
-        except Exception as exc:  # unknown flow (e.g. after a reset)
-            raise WidgetError("expired") from exc
         if flow["status"] != "PENDING":
             raise WidgetError("used")
         return tenant, flow
