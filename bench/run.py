@@ -525,7 +525,8 @@ def fmt(x, digits=1) -> str:
 
 def render(results: list[dict], meta: dict) -> str:
     out = [f"# provider-sandbox benchmark — {meta['date']}", ""]
-    out += [f"- machine: {meta['nproc']} CPUs ({meta['cpu']}), {meta['os']}, Python {meta['python']}",
+    out += [f"- code: {meta['tree']}",
+            f"- machine: {meta['nproc']} CPUs ({meta['cpu']}), {meta['os']}, Python {meta['python']}",
             f"- load tool: {meta['tool']}; {meta['duration']:g} s per run after a {meta['warmup']:g} s warm-up, "
             f"connections {', '.join(map(str, meta['connections']))}; loopback only",
             f"- servers: `sandbox serve --workers {meta['workers']} --store sqlite:///<tmp> --seed 1 --job-delay 3` "
@@ -582,6 +583,22 @@ def render(results: list[dict], meta: dict) -> str:
     out += ["", f"Ratio = sandbox req/s ÷ ceiling req/s under the same load, tool and machine; the p99 target applies "
             f"at {TARGET_CONNS} connections. See bench/README.md."]
     return "\n".join(out) + "\n"
+
+
+def tree_state() -> str:
+    """The commit under test and whether sandbox/ has uncommitted changes (read-only git, no index lock)."""
+    def git(*cmd):
+        out = subprocess.run(["git", "--no-optional-locks", *cmd], cwd=ROOT, capture_output=True, text=True,
+                             timeout=20)
+        return out.stdout.strip() if out.returncode == 0 else None
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        if not head:
+            return "not a git checkout (or no commit yet)"
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "sandbox", "pyproject.toml")
+        return f"{head}" + (" + uncommitted changes under sandbox/" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
 
 
 def machine_meta(tool: str, args, workers: int) -> dict:
@@ -659,6 +676,7 @@ def main(argv=None) -> int:
         tool = f"Python asyncio load generator in bench/run.py ({procs} processes)"
     log(f"load tool: {tool}")
 
+    tree = tree_state()  # before the run: the code that is about to be measured
     servers: list[Server] = []
     failed = False
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as tmp:
@@ -711,7 +729,7 @@ def main(argv=None) -> int:
                     results.append(best)
 
             meta = machine_meta(tool, args, args.workers)
-            meta.update(cold_start=cold, ceiling_cold_start=ccold, memory=sandbox.memory(),
+            meta.update(tree=tree, cold_start=cold, ceiling_cold_start=ccold, memory=sandbox.memory(),
                         ceiling_memory=ceiling.memory(), timings=ctx["timings"],
                         sizes={k: v["bytes"] for k, v in caps.items()})
             for srv in servers:

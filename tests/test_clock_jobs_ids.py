@@ -111,15 +111,18 @@ def test_fail_and_unknown(parts):
 
 def test_tick_moves_due_jobs_and_fires_hooks(parts):
     jobs = make_jobs(parts, seconds=3, polls=0)
-    _, _, clock, _ = parts
+    store, _, clock, _ = parts
     seen = []
     jobs.on_transition("k", lambda tenant, job, state: seen.append((tenant, state)))
     jobs.create("t", "k", ["RUNNING", "DONE"])
+    quiet = jobs.create("t", "no-hooks", ["RUNNING", "DONE"])
     assert jobs.tick() == 0
     clock.advance(3)
-    assert jobs.tick() == 1
+    assert jobs.tick() == 1                      # only the job with hooks is walked
     assert seen == [("t", "DONE")]
     assert jobs.tick() == 0
+    assert store.list("_sandbox", "jobs_open") == []
+    assert jobs.get("t", quiet["id"])["state"] == "DONE"  # hook-less jobs are evaluated when read
 
 
 @settings(max_examples=60, deadline=None)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 GLOBAL = "_sandbox"
-_COLL = "clock"
+_COLL = "clock"          # in the GLOBAL namespace, keyed by tenant ("*" = the global clock)
+_GLOBAL_KEY = "*"
 
 
 def utc(dt: datetime) -> datetime:
@@ -41,15 +42,15 @@ class Clock:
         self.cache = cache
 
     def state(self, tenant: str | None = None) -> dict:
+        """The tenant's own clock if it has one, else the global clock (all clocks: one query per request)."""
         memo = self.cache()
-        if memo is not None and ("clock", tenant) in memo:
-            return memo[("clock", tenant)]
-        found = self.store.get(tenant, _COLL, "state") if tenant else None
-        if not found:
-            found = self.store.get(GLOBAL, _COLL, "state") or {"frozen": False, "at": None, "offset": 0.0}
-        if memo is not None:
-            memo[("clock", tenant)] = found
-        return found
+        clocks = memo.get("clocks") if memo is not None else None
+        if clocks is None:
+            clocks = dict(self.store.list(GLOBAL, _COLL))
+            if memo is not None:
+                memo["clocks"] = clocks
+        return clocks.get(tenant or _GLOBAL_KEY) or clocks.get(_GLOBAL_KEY) or {"frozen": False, "at": None,
+                                                                               "offset": 0.0}
 
     def now(self, tenant: str | None = None) -> datetime:
         """Current sandbox time for ``tenant`` (its own clock if set, else the global one)."""
@@ -61,11 +62,10 @@ class Clock:
     def _forget(self) -> None:
         memo = self.cache()
         if memo is not None:
-            for key in [k for k in memo if isinstance(k, tuple) and k[0] == "clock"]:
-                del memo[key]
+            memo.pop("clocks", None)
 
     def _write(self, tenant: str | None, state: dict) -> dict:
-        self.store.put(tenant or GLOBAL, _COLL, "state", state)
+        self.store.put(GLOBAL, _COLL, tenant or _GLOBAL_KEY, state)
         self._forget()
         return self.describe(tenant)
 
@@ -89,7 +89,7 @@ class Clock:
         return self.set(self.now(tenant) + timedelta(seconds=seconds), tenant)
 
     def reset(self, tenant: str | None = None) -> dict:
-        self.store.delete(tenant or GLOBAL, _COLL, "state")
+        self.store.delete(GLOBAL, _COLL, tenant or _GLOBAL_KEY)
         self._forget()
         return self.describe(tenant)
 

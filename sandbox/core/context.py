@@ -69,7 +69,7 @@ class Sandbox:
         self.ids = IdGen(self.store, self.seed.get)
         self.jobs = Jobs(self.store, self.clock, self.ids, float(config["JOB_DELAY"]), int(config["JOB_POLLS"]),
                          cache=request_cache)
-        self.auth = Auth(self.store, self.clock, self.ids)
+        self.auth = Auth(self.store, self.clock, self.ids, cache=request_cache)
         self.journal = Journal(self.store, int(config["JOURNAL_KEEP"]), bool(config["JOURNAL"]))
         self.webhooks = Webhooks(self.store, self.clock, self.ids, webhook_sender or http_sender)
         self.signer = Signer(self.seed.get)
@@ -87,6 +87,7 @@ class Sandbox:
             self.store.clear(tenant)
             self.auth.forget_tenant(tenant)
             self.jobs.forget_tenant(tenant)
+            self.clock.reset(tenant)
 
 
     def tick(self) -> dict:

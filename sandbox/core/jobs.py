@@ -100,8 +100,9 @@ class Jobs:
                "polls": 0, "step_polls": 0, "error": None, "data": data or {}}
         entered = self._advance(job, self.policy(tenant, kind), now, poll=False)
         self.store.put(tenant, _JOBS, job["id"], job)
-        if not self.is_final(job):
-            self.store.put(GLOBAL, _OPEN, f"{tenant}|{job['id']}", {"kind": kind})  # what tick() walks
+        if not self.is_final(job) and kind in self._hooks:
+            # tick() walks only jobs whose transitions have side effects; the rest are evaluated when read
+            self.store.put(GLOBAL, _OPEN, f"{tenant}|{job['id']}", {"kind": kind})
         self._fire(tenant, job, entered)
         return job
 
@@ -155,7 +156,7 @@ class Jobs:
         return [j for j in jobs if j and (kind is None or j["kind"] == kind)]
 
     def tick(self) -> int:
-        """Apply due time-driven transitions to every open job of every tenant (fires hooks); returns how many moved."""
+        """Apply due time-driven transitions to open jobs that have hooks, in every tenant; returns how many moved."""
         moved = 0
         for key, _ in self.store.list(GLOBAL, _OPEN):
             tenant, job_id = key.rsplit("|", 1)
@@ -223,7 +224,7 @@ class Jobs:
             return job
 
         job = self.store.update(tenant, _JOBS, job_id, apply)
-        if self.is_final(job) and entered:
+        if self.is_final(job) and entered and job["kind"] in self._hooks:
             self.store.delete(GLOBAL, _OPEN, f"{tenant}|{job_id}")
         self._fire(tenant, job, entered)
         return job

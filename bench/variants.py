@@ -1,0 +1,94 @@
+"""What-if under real load: the sandbox app with configuration variants, served like ``sandbox serve``.
+
+    .venv/bin/python bench/variants.py                      # 6 s per run, 16 connections, every operation
+    .venv/bin/python bench/variants.py --duration 10 --connections 64 --ops create-report
+
+Each variant is ``create_app(config)`` with some knobs of ``sandbox/config.py`` changed (ticker, journal), under
+gunicorn with the same settings as ``sandbox serve --workers 2`` (sync workers, keepalive 5), on a temporary
+SQLite store; ``sandbox serve`` itself cannot turn the ticker off, hence this script. Load, reset between runs
+and CPU accounting are those of ``bench/run.py`` (wrk required). Only 127.0.0.1 is used; every server is stopped.
+
+This module is also the WSGI entry point of the variant servers: ``BENCH_VARIANT_CONFIG`` (JSON) -> ``app``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+VARIANTS = {
+    "as served": {"TICKER": True},
+    "ticker off": {"TICKER": False},
+    "journal off": {"TICKER": True, "JOURNAL": False},
+    "ticker + journal off": {"TICKER": False, "JOURNAL": False},
+}
+
+if os.environ.get("BENCH_VARIANT_CONFIG"):  # imported by gunicorn in a variant server
+    from sandbox import create_app
+
+    app = create_app(json.loads(os.environ["BENCH_VARIANT_CONFIG"]))
+
+
+def main() -> int:
+    sys.path.insert(0, str(HERE))
+    import run as bench
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--duration", type=float, default=6.0)
+    p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--ops", nargs="+", choices=bench.OPERATIONS, default=list(bench.OPERATIONS))
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    args = p.parse_args()
+    if not 0 < args.duration <= 120:
+        p.error("--duration must be in (0, 120]")
+    if not shutil.which("wrk"):
+        bench.log("wrk is required (apt-get install wrk, or run bench/run.py once as root)")
+        return 1
+    import signal
+    signal.signal(signal.SIGTERM, bench._raise_on_signal)  # stop the servers on kill too
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    print(f"| variant | operation | conns | req/s | p50 ms | p99 ms | non-2xx | server cores | other cores |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="sandbox-variants-") as tmp:
+        tmp = Path(tmp)
+        for name in args.variants:
+            port = bench.free_port()
+            config = {"STORE": f"sqlite:///{tmp / f'{port}.db'}", "SEED": 1, "JOB_DELAY": 3.0, **VARIANTS[name]}
+            env = {**os.environ, "BENCH_VARIANT_CONFIG": json.dumps(config),
+                   "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+            server = bench.Server(name, [str(gunicorn), "--workers", str(args.workers), "--worker-class", "sync",
+                                         "--keep-alive", "5", "--log-level", "warning", "--bind",
+                                         f"{bench.HOST}:{port}", "variants:app"], port, tmp / f"{port}.log", env=env)
+            try:
+                server.start()
+                server.wait_healthy()
+                caps, _ = bench.capture_flow(port)
+                for op in args.ops:
+                    ctx = bench.fresh_state(port, caps)
+                    lua = bench.write_lua(tmp / f"{port}-{op}.lua", op, ctx)
+                    bench.run_wrk(port, lua, args.connections, 1)  # warm-up
+                    with bench.CpuMeter(server) as meter:
+                        r = bench.run_wrk(port, lua, args.connections, args.duration)
+                    c = meter.result
+                    failed |= bool(r["non2xx"] or r["socket_errors"])
+                    print(f"| {name} | {op} | {args.connections} | {r['rps']:,.1f} | {r['p50_ms']:.2f} "
+                          f"| {r['p99_ms']:.2f} | {r['non2xx']} | {c['server_cores']:.2f} | {c['other_cores']:.2f} |",
+                          flush=True)
+            except bench.BenchError as exc:
+                bench.log(f"{name}: {exc}")
+                failed = True
+            finally:
+                server.stop()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
