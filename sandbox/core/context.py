@@ -4,7 +4,9 @@ Services receive it explicitly (no process-wide singletons); views reach it thro
 """
 from __future__ import annotations
 
-from flask import current_app, g, has_request_context
+from contextvars import ContextVar
+
+from flask import current_app
 
 from .auth import Auth
 from .clock import GLOBAL, Clock
@@ -28,13 +30,21 @@ def schemas() -> SchemaRegistry:
     return _SCHEMAS
 
 
+_REQUEST_CACHE: ContextVar[dict | None] = ContextVar("sandbox_request_cache", default=None)
+
+
 def request_cache() -> dict | None:
     """A dict living for the current request (None outside one): shared state is read once per request."""
-    if not has_request_context():
-        return None
-    if "_sandbox_cache" not in g:
-        g._sandbox_cache = {}
-    return g._sandbox_cache
+    return _REQUEST_CACHE.get()
+
+
+def begin_request_cache():
+    """Start a request's cache (core/http.py before_request); returns the token to end it with."""
+    return _REQUEST_CACHE.set({})
+
+
+def end_request_cache(token) -> None:
+    _REQUEST_CACHE.reset(token)
 
 
 class _Seed:
