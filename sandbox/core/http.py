@@ -192,8 +192,9 @@ def init_http(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc):
         cls = _HTTP_ERRORS.get(exc.code, BadRequest)
-        message = {404: "Route or entity not found", 405: f"Method {request.method} not allowed on {request.path}",
-                   413: "Request body exceeds the 1 MB limit"}.get(exc.code, exc.description)
+        # routing errors keep each class's default text, so a provider renders its own wording for them
+        message = None if exc.code in (404, 405) else {413: "Request body exceeds the 1 MB limit"}.get(
+            exc.code, exc.description)
         return render_error(cls(message, status=exc.code if exc.code and exc.code < 500 else None))
 
     @app.errorhandler(Exception)

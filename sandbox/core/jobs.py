@@ -118,7 +118,11 @@ class Jobs:
         return self.store.get(tenant, _JOBS, job_id)
 
     def update_data(self, tenant: str, job_id: str, **changes) -> dict:
-        return self._mutate(tenant, job_id, lambda job, now: (job["data"].update(changes), [])[1])
+        """Merge ``changes`` into the job's provider data (atomically; no transition)."""
+        def merge(job, now):
+            job["data"].update(changes)
+            return []
+        return self._mutate(tenant, job_id, merge)
 
     def advance(self, tenant: str, job_id: str) -> dict:
         """Force one step (control API; also leaves a hold)."""
