@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -216,6 +217,7 @@ def init_http(app: Flask) -> None:
     @app.after_request
     def _finish(response: Response):
         response.headers["X-Sandbox-Version"] = VERSION
+        response.headers["X-Sandbox-Worker"] = str(os.getpid())  # which process answered (workers share state)
         sandbox = current_sandbox()
         op = g.get("operation")
         if op and sandbox.config.get("DEBUG_VALIDATE_RESPONSES") and response.mimetype == "application/json":
