@@ -665,3 +665,23 @@ def test_control_api_fires_and_redelivers_notifications(fx):
         assert bad[0] == 400
     finally:
         receiver.close()
+
+
+@pytest.mark.control
+@HYPO
+@given(form=st.dictionaries(
+    st.sampled_from(["flow_id", "step", "bank_id", "username", "password", "sca_method", "otp", "accounts", "cancel",
+                     "redirect_uri", "next"]),
+    st.one_of(st.text(max_size=20), st.sampled_from(["login", "bank", "sca", "otp", "accounts", "figo01", "654321",
+                                                     "123456", "mockbank-embedded", "Auth Meth by Phone",
+                                                     "use-real"])),
+    max_size=8))
+def test_random_widget_posts_never_fail_and_only_redirect_home(fx, form):
+    link = fx.link()
+    form = dict(form)
+    if form.get("flow_id") == "use-real":
+        form["flow_id"] = link["id"]
+    status, headers, _ = fx._page(link["location"], form)
+    assert status in (200, 303), status
+    if status == 303:
+        assert headers["Location"].startswith(CALLBACK + "?")
