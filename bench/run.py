@@ -105,6 +105,33 @@ def machine_busy() -> float:
     return (user + nice + system + irq + softirq) / CLK_TCK
 
 
+class QuietWaiter:
+    """Waits (within a total budget for the whole run) until other processes leave the CPUs alone."""
+
+    def __init__(self, budget: float, threshold: float):
+        self.left, self.threshold = budget, threshold
+
+    def wait(self, why: str) -> None:
+        if self.left <= 0:
+            return
+        start, quiet, told = time.perf_counter(), 0, False
+        while time.perf_counter() - start < self.left:
+            b0 = machine_busy()
+            time.sleep(1.0)
+            cores = machine_busy() - b0  # our servers are idle between runs: this is everybody else
+            if cores <= self.threshold:
+                quiet += 1
+                if quiet >= 2:
+                    break
+            else:
+                quiet = 0
+                if not told:
+                    log(f"other processes use {cores:.2f} cores: waiting for a quieter machine {why} "
+                        f"(at most {self.left:.0f} s more in this run)")
+                    told = True
+        self.left -= time.perf_counter() - start
+
+
 class CpuMeter:
     """Who used the CPUs during one load run: the server under test, the load generator and everything else."""
 
@@ -632,6 +659,9 @@ def parse_args(argv=None):
                         "cores during it; the least disturbed attempt is kept (default 2)")
     p.add_argument("--max-other", type=float, default=0.25,
                    help="cores other processes may use during a run before it is re-measured (default 0.25)")
+    p.add_argument("--settle", type=float, default=120.0,
+                   help="seconds the whole run may spend waiting for other processes to calm down before the first "
+                        "load and before each re-measurement (default 120; 0: never wait)")
     p.add_argument("--no-install", action="store_true", help="never apt-get install wrk")
     p.add_argument("--output", type=Path, default=HERE / "results" / "latest.md")
     p.add_argument("--json", type=Path, default=None, help="also write the raw numbers as JSON here")
@@ -642,6 +672,8 @@ def parse_args(argv=None):
         args.warmup = 1.0
     if args.duration <= 0 or args.duration > 600:
         p.error("--duration must be in (0, 600]")
+    if not 0 <= args.settle <= 3600:
+        p.error("--settle must be in [0, 3600] seconds")
     if not 0 <= args.retries <= 10:
         p.error("--retries must be in [0, 10]")
     if args.workers < 2:
@@ -711,6 +743,8 @@ def main(argv=None) -> int:
                     raise BenchError(f"ceiling answers {op} with {st}/{len(raw)} B, not the captured response")
 
             results = []
+            quiet = QuietWaiter(args.settle, args.max_other)
+            quiet.wait("before the first load run")
             for op in args.operations:
                 for conns in args.connections:
                     best = None
@@ -725,6 +759,7 @@ def main(argv=None) -> int:
                         if attempt < args.retries:
                             log(f"other processes used {row['other_cores']:.2f} cores during {op}@{conns}: "
                                 f"measuring the pair again ({attempt + 2}/{1 + args.retries})")
+                            quiet.wait(f"before measuring {op}@{conns} again")
                     best["attempts"] = attempt + 1
                     results.append(best)
 

@@ -108,3 +108,16 @@ def test_validation_errors_carry_json_pointers():
     required = next(e for e in errors if e["validator"] == "required" and e["pointer"] == "/redirect_uri")
     assert required["field"] == "redirect_uri"
     assert registry.errors(sid, {"redirect_uri": "https://x.example/cb"}) == []
+
+
+@pytest.mark.parametrize("fmt,good,bad", [("date-time", "2025-04-23T10:00:00Z", "2025-04-23 10:00"),
+                                          ("uri", "https://x.example/cb?a=1", "not a url"),
+                                          ("date", "2025-04-23", "23/04/2025"),
+                                          ("uuid", "3ca31c37-986a-454e-ad64-8e97143c86bc", "3ca31c37")])
+def test_every_format_the_schemas_use_is_really_checked(fmt, good, bad):
+    from jsonschema import Draft202012Validator
+    checker = Draft202012Validator.FORMAT_CHECKER
+    assert checker.conforms(good, fmt) and not checker.conforms(bad, fmt)
+    used = {m for text in (json.dumps(s) for s in schemas().schemas.values())
+            for m in __import__("re").findall(r'"format": "([^"]+)"', text)}
+    assert used <= {"date-time", "uri", "date", "uuid"}, used

@@ -42,8 +42,9 @@ class Views:
     def get_financial_report(self, jobId: str):
         tok = self._auth("read:connections")
         args = query_args()
-        url = url_for(f"{request.blueprint}.financial_report_pdf", jobId=jobId, _external=True)
-        return json_response(self.service.get_financial_report(tok, jobId, args.get("withPdf") == "1", url))
+        with_pdf = args.get("withPdf") == "1"
+        url = url_for(f"{request.blueprint}.financial_report_pdf", jobId=jobId, _external=True) if with_pdf else None
+        return json_response(self.service.get_financial_report(tok, jobId, url))
 
     def financial_report_pdf(self, jobId: str):
         return Response(self.service.financial_report_pdf(jobId), mimetype="application/pdf",

@@ -132,7 +132,7 @@ class OpenFinanceService:
             raise BadRequest("Invalid jobId")  # the guide has no 404: unknown and foreign ids are invalid
         return job
 
-    def get_financial_report(self, tok: dict, job_id: str, with_pdf: bool, pdf_url: str) -> dict | str:
+    def get_financial_report(self, tok: dict, job_id: str, pdf_url: str | None) -> dict | str:
         """Poll a report job: {status: RUNNING} until {financialReport, status: DONE[, url]} (as JSON text)."""
         job = self._job(tok["tenant"], tok["subject"], job_id, poll=True)
         if job["state"] == "RUNNING":
@@ -140,7 +140,7 @@ class OpenFinanceService:
         if job["state"] == "FAILED":  # sandbox extension, section 7
             return {"status": "FAILED", "message": job["error"]["message"]}
         report = self.sb.store.get(tok["tenant"], _REPORTS, job["data"]["report"])["json"]
-        tail = f',"url":{_dumps(pdf_url)}' if with_pdf else ""
+        tail = f',"url":{_dumps(pdf_url)}' if pdf_url else ""  # only with withPdf=1
         return f'{{"financialReport":{report},"status":"DONE"{tail}}}'
 
     def report(self, tenant: str, report_key: str) -> dict:
