@@ -158,3 +158,23 @@ def test_ulid_is_time_ordered_and_stable_seed_is_stable():
     assert ulid(t0, random.Random(1)) < ulid(t0 + timedelta(milliseconds=1), random.Random(0))
     assert stable_seed("a", 1) == 9484037261928657086  # fixed: never Python's salted hash()
     assert stable_seed("a", 1) != stable_seed("a", 2)
+
+
+def test_request_memo_reads_once_per_request_and_forgets_after_writes():
+    from sandbox.core import memo
+    calls = []
+    load = lambda: calls.append(1) or None  # a None result is cached too
+    assert memo.cached("k", load) is None and memo.cached("k", load) is None
+    assert len(calls) == 2                   # outside a request: never cached
+    token = memo.begin()
+    try:
+        memo.cached("k", load)
+        memo.cached("k", load)
+        assert len(calls) == 3
+        memo.forget("k")
+        memo.cached("k", load)
+        assert len(calls) == 4
+    finally:
+        memo.end(token)
+    memo.cached("k", load)
+    assert len(calls) == 5

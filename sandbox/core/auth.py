@@ -9,6 +9,7 @@ import hashlib
 import hmac
 from datetime import timedelta
 
+from . import memo
 from .clock import GLOBAL, isoformat, parse_instant
 from .errors import Forbidden, Unauthorized
 
@@ -22,8 +23,8 @@ def _digest(token: str) -> str:
 
 
 class Auth:
-    def __init__(self, store, clock, ids, cache=lambda: None):
-        self.store, self.clock, self.ids, self.cache = store, clock, ids, cache
+    def __init__(self, store, clock, ids):
+        self.store, self.clock, self.ids = store, clock, ids
 
     # --- clients ---------------------------------------------------------------------------------
     def default_client(self) -> dict:
@@ -32,15 +33,10 @@ class Auth:
 
     def client(self, client_id: str) -> dict | None:
         """The client record (``scopes`` None = every scope of every provider), or None. Read once per request."""
-        memo = self.cache()
-        if memo is not None and ("client", client_id) in memo:
-            return memo[("client", client_id)]
-        found = self.store.get(GLOBAL, _CLIENTS, client_id)
-        if found is None and client_id == DEFAULT_CLIENT_ID:
-            found = self.default_client()
-        if memo is not None:
-            memo[("client", client_id)] = found
-        return found
+        def load():
+            found = self.store.get(GLOBAL, _CLIENTS, client_id)
+            return self.default_client() if found is None and client_id == DEFAULT_CLIENT_ID else found
+        return memo.cached(("client", client_id), load)
 
     def authenticate_client(self, client_id, client_secret) -> dict | None:
         """The client if the id/secret pair is right (constant-time compare), else None."""
@@ -60,17 +56,12 @@ class Auth:
                   "client_secret": client_secret or "".join(rng.choice("0123456789abcdef") for _ in range(32)),
                   "tenant": tenant or client_id, "scopes": scopes}
         self.store.put(GLOBAL, _CLIENTS, client_id, record)
-        self._forget(client_id)
+        memo.forget(("client", client_id))
         return record
 
     def delete_client(self, client_id: str) -> bool:
-        self._forget(client_id)
+        memo.forget(("client", client_id))
         return self.store.delete(GLOBAL, _CLIENTS, client_id)
-
-    def _forget(self, client_id: str) -> None:
-        memo = self.cache()
-        if memo is not None:
-            memo.pop(("client", client_id), None)
 
     def clients(self) -> list[dict]:
         listed = {k: v for k, v in self.store.list(GLOBAL, _CLIENTS)}

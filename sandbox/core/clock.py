@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from . import memo
+
 GLOBAL = "_sandbox"
 _COLL = "clock"          # in the GLOBAL namespace, keyed by tenant ("*" = the global clock)
 _GLOBAL_KEY = "*"
@@ -26,29 +28,16 @@ def isoformat(dt: datetime) -> str:
     return utc(dt).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _no_cache() -> None:
-    return None
-
-
 class Clock:
-    """Reads and moves sandbox time. ``system`` is injectable so tests never depend on the wall clock.
+    """Reads and moves sandbox time. ``system`` is injectable so tests never depend on the wall clock."""
 
-    ``cache`` returns a dict that lives for one request (or None): the clock state is read once per request.
-    """
-
-    def __init__(self, store, system=None, cache=_no_cache):
+    def __init__(self, store, system=None):
         self.store = store
         self.system = system or (lambda: datetime.now(timezone.utc))
-        self.cache = cache
 
     def state(self, tenant: str | None = None) -> dict:
         """The tenant's own clock if it has one, else the global clock (all clocks: one query per request)."""
-        memo = self.cache()
-        clocks = memo.get("clocks") if memo is not None else None
-        if clocks is None:
-            clocks = dict(self.store.list(GLOBAL, _COLL))
-            if memo is not None:
-                memo["clocks"] = clocks
+        clocks = memo.cached("clocks", lambda: dict(self.store.list(GLOBAL, _COLL)))
         return clocks.get(tenant or _GLOBAL_KEY) or clocks.get(_GLOBAL_KEY) or {"frozen": False, "at": None,
                                                                                "offset": 0.0}
 
@@ -59,14 +48,9 @@ class Clock:
             return parse_instant(state["at"])
         return self.system() + timedelta(seconds=state.get("offset", 0.0))
 
-    def _forget(self) -> None:
-        memo = self.cache()
-        if memo is not None:
-            memo.pop("clocks", None)
-
     def _write(self, tenant: str | None, state: dict) -> dict:
         self.store.put(GLOBAL, _COLL, tenant or _GLOBAL_KEY, state)
-        self._forget()
+        memo.forget("clocks")
         return self.describe(tenant)
 
     def freeze(self, tenant: str | None = None, at: datetime | None = None) -> dict:
@@ -90,7 +74,7 @@ class Clock:
 
     def reset(self, tenant: str | None = None) -> dict:
         self.store.delete(GLOBAL, _COLL, tenant or _GLOBAL_KEY)
-        self._forget()
+        memo.forget("clocks")
         return self.describe(tenant)
 
     def describe(self, tenant: str | None = None) -> dict:

@@ -4,10 +4,9 @@ Services receive it explicitly (no process-wide singletons); views reach it thro
 """
 from __future__ import annotations
 
-from contextvars import ContextVar
-
 from flask import current_app
 
+from . import memo
 from .auth import Auth
 from .clock import GLOBAL, Clock
 from .ids import IdGen
@@ -30,23 +29,6 @@ def schemas() -> SchemaRegistry:
     return _SCHEMAS
 
 
-_REQUEST_CACHE: ContextVar[dict | None] = ContextVar("sandbox_request_cache", default=None)
-
-
-def request_cache() -> dict | None:
-    """A dict living for the current request (None outside one): shared state is read once per request."""
-    return _REQUEST_CACHE.get()
-
-
-def begin_request_cache():
-    """Start a request's cache (core/http.py before_request); returns the token to end it with."""
-    return _REQUEST_CACHE.set({})
-
-
-def end_request_cache(token) -> None:
-    _REQUEST_CACHE.reset(token)
-
-
 class _Seed:
     """The seed lives in the store so every worker agrees; ``--seed`` sets it at start-up."""
 
@@ -54,20 +36,14 @@ class _Seed:
         self.store, self.default = store, default
 
     def get(self) -> int:
-        memo = request_cache()
-        if memo is not None and "seed" in memo:
-            return memo["seed"]
-        found = self.store.get(GLOBAL, "config", "seed")
-        seed = int(found["seed"]) if found else self.default
-        if memo is not None:
-            memo["seed"] = seed
-        return seed
+        def load():
+            found = self.store.get(GLOBAL, "config", "seed")
+            return int(found["seed"]) if found else self.default
+        return memo.cached("seed", load)
 
     def set(self, seed: int) -> None:
         self.store.put(GLOBAL, "config", "seed", {"seed": int(seed)})
-        memo = request_cache()
-        if memo is not None:
-            memo.pop("seed", None)
+        memo.forget("seed")
 
 
 class Sandbox:
@@ -75,11 +51,10 @@ class Sandbox:
         self.config = config
         self.store = store or open_store(config["STORE"])
         self.seed = _Seed(self.store, int(config["SEED"]))
-        self.clock = Clock(self.store, system_clock, request_cache)
+        self.clock = Clock(self.store, system_clock)
         self.ids = IdGen(self.store, self.seed.get)
-        self.jobs = Jobs(self.store, self.clock, self.ids, float(config["JOB_DELAY"]), int(config["JOB_POLLS"]),
-                         cache=request_cache)
-        self.auth = Auth(self.store, self.clock, self.ids, cache=request_cache)
+        self.jobs = Jobs(self.store, self.clock, self.ids, float(config["JOB_DELAY"]), int(config["JOB_POLLS"]))
+        self.auth = Auth(self.store, self.clock, self.ids)
         self.journal = Journal(self.store, int(config["JOURNAL_KEEP"]), bool(config["JOURNAL"]))
         self.webhooks = Webhooks(self.store, self.clock, self.ids, webhook_sender or http_sender)
         self.signer = Signer(self.seed.get)

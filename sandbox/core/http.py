@@ -16,7 +16,8 @@ from flask import Blueprint, Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from .clock import isoformat
-from .context import VERSION, begin_request_cache, current_sandbox, end_request_cache
+from . import memo
+from .context import VERSION, current_sandbox
 from .errors import (BadRequest, InternalError, MalformedBody, MethodNotAllowed, NotFound, PayloadTooLarge,
                      SandboxError, UnsupportedMediaType, ValidationFailed)
 from .validation import schema_id
@@ -206,13 +207,13 @@ def init_http(app: Flask) -> None:
     @app.before_request
     def _start():
         g.started = time.perf_counter()
-        g.cache_token = begin_request_cache()
+        g.memo_token = memo.begin()
 
     @app.teardown_request
     def _end(exc=None):
-        token = g.pop("cache_token", None)
+        token = g.pop("memo_token", None)
         if token is not None:
-            end_request_cache(token)
+            memo.end(token)
 
     @app.after_request
     def _finish(response: Response):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Callable
 
+from . import memo
 from .clock import isoformat, parse_instant
 from .errors import Conflict, NotFound
 
@@ -19,8 +20,8 @@ MODES = ("auto", "instant", "manual")
 
 
 class Jobs:
-    def __init__(self, store, clock, ids, default_seconds: float = 3.0, default_polls: int = 2, cache=lambda: None):
-        self.store, self.clock, self.ids, self.cache = store, clock, ids, cache
+    def __init__(self, store, clock, ids, default_seconds: float = 3.0, default_polls: int = 2):
+        self.store, self.clock, self.ids = store, clock, ids
         self.default = ({"mode": "instant"} if default_seconds <= 0 else
                         {"mode": "auto", "seconds": default_seconds, "polls": default_polls or None})
         self._hooks: dict[str, list[Callable]] = {}
@@ -29,18 +30,7 @@ class Jobs:
     # --- policies --------------------------------------------------------------------------------
     def _policies(self) -> dict:
         """Every policy set through the control API (one query, once per request): "owner|kind" -> policy."""
-        memo = self.cache()
-        if memo is not None and "job_policies" in memo:
-            return memo["job_policies"]
-        found = dict(self.store.list(GLOBAL, _POLICY))
-        if memo is not None:
-            memo["job_policies"] = found
-        return found
-
-    def _forget_policies(self) -> None:
-        memo = self.cache()
-        if memo is not None:
-            memo.pop("job_policies", None)
+        return memo.cached("job_policies", lambda: dict(self.store.list(GLOBAL, _POLICY)))
 
     def policy(self, tenant: str, kind: str) -> dict:
         """Effective policy: tenant+kind, tenant, global+kind, global, then the configured default."""
@@ -69,19 +59,19 @@ class Jobs:
             if clean["seconds"] is None and clean["polls"] is None:
                 raise ValueError("an auto policy needs seconds and/or polls")
         self.store.put(GLOBAL, _POLICY, f"{tenant or GLOBAL}|{kind}", clean)
-        self._forget_policies()
+        memo.forget("job_policies")
         return clean
 
     def clear_policy(self, kind: str = "*", tenant: str | None = None) -> None:
         self.store.delete(GLOBAL, _POLICY, f"{tenant or GLOBAL}|{kind}")
-        self._forget_policies()
+        memo.forget("job_policies")
 
     def forget_tenant(self, tenant: str) -> None:
         """Drop a tenant's policies and open-job index entries (tenant reset)."""
         for coll in (_POLICY, _OPEN):
             for key, _ in self.store.list(GLOBAL, coll, prefix=f"{tenant}|"):
                 self.store.delete(GLOBAL, coll, key)
-        self._forget_policies()
+        memo.forget("job_policies")
 
     # --- hooks -----------------------------------------------------------------------------------
     def on_transition(self, kind: str, fn: Callable[[str, dict, str], None]) -> None:
