@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from sandbox import spec
+
 from .transport import Control, HTTPTransport, WSGITransport
 
 
@@ -39,15 +41,33 @@ def contract_options(request):
             "user_id": o("--user-id"), "real": o("--real-provider")}
 
 
-def make_transport(contract_options, provider: str, prefix: str, routes: dict, app_factory):
-    """(transport, control): WSGI into a fresh app, or HTTP to --base-url (control API at the server root)."""
+def served_routes(app, provider: str) -> dict[str, tuple[str, str, list[str]]]:
+    """The app's own operation table (what it really serves), paths from the server root."""
+    return app.extensions["sandbox"].providers[provider].absolute_routes
+
+
+def make_transport(contract_options, provider: str, app_factory):
+    """(transport, control): WSGI into a fresh app, or HTTP to --base-url (control API at the server root).
+
+    Operations are addressed by catalogue id; their routes come from the target's own operation table
+    (``/_sandbox/operations``), or from the vendored catalogue when the target is the real provider, so a path
+    changed in the catalogue moves the contract tests with it.
+    """
     base = contract_options["base_url"]
+    prefix = spec.provider(provider)["sandbox_prefix"]
+    if base and contract_options["real"]:
+        transport = HTTPTransport(base, spec.routes(provider), "")
+        return transport, None
     if base:
-        root = base[: -len(prefix)] if base.rstrip("/").endswith(prefix) else base
-        transport = HTTPTransport(root, routes, prefix if base.rstrip("/").endswith(prefix) else "")
-        control = HTTPTransport(root, routes, "")
-    else:
-        app = app_factory()
-        transport = WSGITransport(app, routes, prefix)
-        control = transport
-    return transport, (None if contract_options["real"] else Control(control))
+        root = base.rstrip("/")
+        root = root[: -len(prefix)] if root.endswith(prefix) else root
+        control = HTTPTransport(root, {}, "")
+        routes = {name: (r["method"], r["path"], r["aliases"])
+                  for name, r in Control(control).get("/operations")[provider].items()}
+        transport = HTTPTransport(root, routes, "")
+        transport.raw_prefix = prefix
+        return transport, Control(control)
+    app = app_factory()
+    transport = WSGITransport(app, served_routes(app, provider), "")
+    transport.raw_prefix = prefix
+    return transport, Control(transport)

@@ -18,21 +18,21 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 
 from sandbox import create_app
 from sandbox.core.store import MemoryStore
-from sandbox.providers.finleap.routes import PAGES, ROUTES
+from sandbox.spec import operations
 
 from .checks import not_a_server_error, provider_error, response_schema_conformance, status_in
 from .plugin import make_transport
 from .transport import Receiver
 
 PREFIX = "/finleap"
-OP = {name: f"finleap.{name}" for name in ROUTES}
+OP = {name: op["id"] for name, op in operations("finleap").items()}
 HYPO = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 CALLBACK = "https://my-app.example.com/callback"
 
 
 @pytest.fixture
 def fx(contract_options):
-    transport, control = make_transport(contract_options, "finleap", PREFIX, {**ROUTES, **PAGES},
+    transport, control = make_transport(contract_options, "finleap",
                                         lambda: create_app({"SEED": 21}, store=MemoryStore()))
     if control:
         control.reset()
@@ -492,6 +492,7 @@ def test_sync_adds_transactions_and_fires_notifications(fx):
         assert new and len(after) == len(before) + len(new)
         by_sync = fx.call("list_transactions", query={"sync_id": sync.json["id"]}, headers=h).json["transactions"]
         assert {t["transaction_id"] for t in by_sync} == {t["transaction_id"] for t in new}
+        fx.control.flush_webhooks(provider="finleap")   # requests only enqueue; delivery is out of band
         hooks = [json.loads(x["body"]) for x in receiver.received]
         assert {x["observe_key"] for x in hooks} >= {"/rest/transactions"}
         assert all(x["headers"]["User-Agent"].startswith("finx-notification/") for x in receiver.received)
@@ -577,8 +578,8 @@ class TokenLifecycle(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         app = create_app({"SEED": 8}, store=MemoryStore())
-        transport, control = make_transport({"base_url": None, "real": False}, "finleap", PREFIX,
-                                            {**ROUTES, **PAGES}, lambda: app)
+        transport, control = make_transport({"base_url": None, "real": False}, "finleap",
+                                            lambda: app)
         self.fx = Finx(transport, control, {"client_id": "sandbox-client", "client_secret": "sandbox-secret"})
         control.clock("freeze", at="2025-06-15T10:00:00Z")
         self.access: list[tuple[str, float]] = []   # (access token, issued at: seconds since start)

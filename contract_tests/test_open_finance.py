@@ -15,7 +15,6 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from sandbox import create_app
 from sandbox.core.store import MemoryStore
-from sandbox.providers.open_finance.routes import PAGES, ROUTES
 
 from .checks import not_a_server_error, provider_error, response_schema_conformance, status_in
 from .plugin import make_transport
@@ -23,14 +22,13 @@ from .plugin import make_transport
 PREFIX = "/open-finance"
 TOKEN, CREATE, GET = ("open_finance.create_token", "open_finance.create_financial_report",
                       "open_finance.get_financial_report")
-ROUTE_TABLE = {**ROUTES, **PAGES}
 HYPO = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture
 def of(contract_options):
     """(transport, control, options) for one test: a fresh in-process sandbox, or the --base-url server."""
-    transport, control = make_transport(contract_options, "open_finance", PREFIX, ROUTE_TABLE,
+    transport, control = make_transport(contract_options, "open_finance",
                                         lambda: create_app({"SEED": 11}, store=MemoryStore()))
     if control:
         control.reset()
@@ -351,8 +349,8 @@ class ReportJobLifecycle(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self.app = create_app({"SEED": 5, "JOB_DELAY": 3, "JOB_POLLS": 3}, store=MemoryStore())
-        self.transport, self.control = make_transport({"base_url": None, "real": False}, "open_finance", PREFIX,
-                                                      ROUTE_TABLE, lambda: self.app)
+        self.transport, self.control = make_transport({"base_url": None, "real": False}, "open_finance",
+                                                      lambda: self.app)
         self.control.clock("freeze", at="2025-04-23T10:00:00Z")
         self.tok = token((self.transport, self.control, {"user_id": "sm", "client_id": "sandbox-client",
                                                          "client_secret": "sandbox-secret"}))

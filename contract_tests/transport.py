@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 
 import requests
 
-from sandbox.core.http import _PARAM
+from sandbox.core.operations import _PARAM
 
 
 @dataclass
@@ -52,6 +52,7 @@ class Transport:
 
     def __init__(self, routes: dict[str, tuple], prefix: str):
         self.routes, self.prefix = routes, prefix
+        self.raw_prefix = prefix   # what a ``raw_path`` is relative to (the provider's API prefix)
 
     def url_for(self, op: str, path_params: dict | None = None, alias: int | None = None) -> tuple[str, str]:
         name = op.split(".", 1)[1]
@@ -66,7 +67,7 @@ class Transport:
              method: str | None = None, raw_path: str | None = None) -> Result:
         verb, path = self.url_for(op, path_params, alias)
         verb = method or verb
-        path = raw_path if raw_path is not None else path
+        path = self.raw_prefix + raw_path if raw_path is not None else self.prefix + path
         headers = dict(headers or {})
         body: bytes | None = None
         if json_body is not None:
@@ -75,7 +76,7 @@ class Transport:
         elif data is not None:
             body = data.encode() if isinstance(data, str) else data
         qs = ("?" + urlencode(query)) if query else ""
-        status, resp_headers, content, url = self.send(verb, self.prefix + path + qs, headers, body)
+        status, resp_headers, content, url = self.send(verb, path + qs, headers, body)
         return Result(op, verb, url, status, resp_headers, content, body, headers)
 
     def send(self, method, path, headers, body):
@@ -148,6 +149,23 @@ class Control:
 
     def get(self, path: str):
         return self._call("GET", path)
+
+    def flush_webhooks(self, tenant: str = "sandbox-client", provider: str | None = None, rounds: int = 50) -> list:
+        """Deliver every due webhook now (``/tick``) and return the delivery log once nothing is in flight.
+
+        Requests only enqueue deliveries; in-process the tick sends them at once, against a served sandbox its own
+        delivery worker may hold a lease on one, so the log is re-read (bounded) until none is pending."""
+        import time
+
+        qs = urlencode({"tenant": tenant, **({"provider": provider} if provider else {})})
+        deliveries: list = []
+        for _ in range(rounds):
+            self._call("POST", "/tick", {})
+            deliveries = self._call("GET", f"/webhooks?{qs}")["deliveries"]
+            if not any(d["status"] == "pending" and not d["attempts"] for d in deliveries):
+                return deliveries
+            time.sleep(0.05)
+        return deliveries
 
 
 class Receiver:

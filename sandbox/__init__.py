@@ -15,9 +15,12 @@ def create_app(config: dict | None = None, *, store=None, system_clock=None, web
     ``store``, ``system_clock`` and ``webhook_sender`` are injectable for tests (e.g. a MemoryStore, a fixed wall
     clock, a recorder instead of HTTP). ``TICKER`` (set by ``sandbox serve``) starts the background ticker.
     """
-    from .core import admin
+    from .core import admin, admin_flows
+    from .core.dispatch import install
     from .core.http import init_http
+    from .core.operations import check_unmounted_schemas
     from .providers import PROVIDERS
+    from .spec import catalogue
 
     cfg = load_config(config)
     app = Flask(__name__)
@@ -29,8 +32,13 @@ def create_app(config: dict | None = None, *, store=None, system_clock=None, web
     app.extensions["sandbox"] = sandbox
     init_http(app)
     app.register_blueprint(admin.bp)
-    for init_provider in PROVIDERS:
-        init_provider(app, sandbox)
+    app.register_blueprint(admin_flows.bp)
+    doc = catalogue(cfg.get("CATALOGUE") or None)
+    for decl in PROVIDERS:
+        section = doc["providers"][decl.name]
+        names = {op["id"].split(".", 1)[1] for op in section["operations"]}
+        install(app, sandbox, decl, section, names)
+    check_unmounted_schemas(sandbox.schemas.root, set(sandbox.providers), doc)
 
     @app.get("/")
     def index():

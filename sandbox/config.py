@@ -19,6 +19,7 @@ DEFAULTS: dict = {
     "FINLEAP_REFRESH_TTL": 7776000.0,  # refresh token 90 days
     "FINLEAP_WIDGET_TTL": 3600.0,      # widget link validity (inferred)
     "FINLEAP_LEGACY_CODES": False,     # "O..." codes for the legacy python-figo SDK
+    "CATALOGUE": "",                   # another catalogue.yaml (default: the vendored sandbox/spec/catalogue.yaml)
     "TICKER": False,                   # background thread for time-driven jobs and webhook retries (serve sets it)
     "HOST": "127.0.0.1",
     "PORT": 8080,

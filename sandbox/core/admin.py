@@ -110,9 +110,12 @@ def webhook_fire():
     body = _body()
     sb = current_sandbox()
     spec = sb.providers.get(body.get("provider"))
-    if spec is None or spec.fire_webhook is None:
-        raise BadRequest(f"provider must be one of {sorted(n for n, s in sb.providers.items() if s.fire_webhook)}")
-    deliveries = spec.fire_webhook(_tenant(body) or "sandbox-client", body)
+    if spec is None or not spec.decl.fire_webhook:
+        raise BadRequest(f"provider must be one of {sorted(n for n, s in sb.providers.items() if s.decl.fire_webhook)}")
+    tenant = _tenant(body) or "sandbox-client"
+    deliveries = spec.fire_webhook(tenant, body)
+    # firing on demand is synchronous: the answer shows each delivery's first attempt
+    deliveries = sb.webhooks.deliver(tenant, [d["id"] for d in deliveries])
     return jsonify({"deliveries": deliveries}), 201
 
 
@@ -207,7 +210,15 @@ def scenarios():
 
 @bp.get("/operations")
 def operations():
-    """Every served operation with its method, path and aliases (from the providers' route tables)."""
+    """Every served operation and page with its method, paths from the server root, aliases and overlay (from
+    the catalogue and each provider's operations.py: the same table the dispatcher serves)."""
     sb = current_sandbox()
-    return {name: {op: {"method": m, "path": spec.prefix + p, "aliases": a} for op, (m, p, a) in spec.routes.items()}
-            for name, spec in sorted(sb.providers.items())}
+    out = {}
+    for name, mounted in sorted(sb.providers.items()):
+        routes = mounted.absolute_routes
+        out[name] = {short: {"id": op.id, "kind": op.kind, "method": routes[short][0], "path": routes[short][1],
+                             "aliases": routes[short][2], "auth": op.auth, "scope": op.scope, "body": op.body,
+                             "headers": list(op.headers), "status": op.status, "statuses": list(op.statuses),
+                             "tier": op.tier, "provenance": op.provenance}
+                     for short, op in mounted.ops.items()}
+    return out

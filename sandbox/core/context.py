@@ -14,6 +14,7 @@ from .jobs import Jobs
 from .journal import Journal
 from .store import open_store
 from .signing import Signer
+from .flows import Flows
 from .validation import SchemaRegistry
 from .webhooks import Webhooks, http_sender
 
@@ -58,6 +59,7 @@ class Sandbox:
         self.journal = Journal(self.store, int(config["JOURNAL_KEEP"]), bool(config["JOURNAL"]))
         self.webhooks = Webhooks(self.store, self.clock, self.ids, webhook_sender or http_sender)
         self.signer = Signer(self.seed.get)
+        self.flows = Flows(self.store, self.clock, self.ids, self.signer)
         self.schemas = schemas()
         self.providers: dict[str, object] = {}   # name -> ProviderSpec (filled by each provider's init_app)
 
@@ -87,12 +89,13 @@ class Sandbox:
         def loop():
             while True:
                 try:
-                    self.tick()
+                    self.jobs.tick()   # deliveries have their own worker: a hanging receiver never holds up jobs
                 except Exception:  # keep ticking; the next round retries
                     logging.getLogger("sandbox").exception("ticker round failed")
                 threading.Event().wait(interval)
 
         threading.Thread(target=loop, name="sandbox-ticker", daemon=True).start()
+        self.webhooks.start_worker(interval)  # due deliveries, up to 4 at a time, outside requests
 
 
 def current_sandbox() -> Sandbox:

@@ -81,3 +81,9 @@ class TooManyRequests(SandboxError):
 
 class InternalError(SandboxError):
     status, kind, default_message = 500, "internal", "Internal server error"
+
+
+class Accepted(SandboxError):
+    """Not an error for the client: the request was accepted but its result is not ready (e.g. Finpass 202)."""
+
+    status, kind, default_message = 202, "accepted", "Accepted; the result is not ready yet"

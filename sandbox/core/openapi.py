@@ -1,89 +1,116 @@
-"""Assemble an OpenAPI 3.1 document for a provider from its route table and its JSON Schemas.
+"""Assemble an OpenAPI 3.1 document for a provider from the same declarations that serve it.
 
-Schemas stay the single source: each operation's ``<op>.request`` / ``<op>.query`` / ``<op>.response`` and the
-provider's ``error`` schema are lifted into ``components.schemas`` (their ``$defs`` too, refs rewritten).
+Paths, methods and statuses come from the catalogue; security, header parameters and body media types from the
+overlay; schemas from ``schemas/<provider>/``: each operation's request, query and response schema and the
+provider's ``error`` schema are lifted into ``components.schemas`` together with their ``$defs`` and every schema
+they reference in another file (shared definitions such as ``defs/account.json`` are written once).
 """
 from __future__ import annotations
 
 import copy
 import re
+from urllib.parse import urldefrag, urljoin
 
-from .validation import schema_id
+from .operations import path_params
+from .validation import SCHEMA_BASE, schema_id
 
-_DEF_REF = re.compile(r"^#/\$defs/(.+)$")
+_MEDIA = {"json": ["application/json"], "json_or_form": ["application/json", "application/x-www-form-urlencoded"],
+          "form": ["application/x-www-form-urlencoded"], "multipart": ["multipart/form-data"]}
 _PARAM = re.compile(r"{([^}/]+)}")
 
 
-def _component_name(name: str) -> str:
-    return name.replace(".", "_")
+def _component_name(sid: str) -> str:
+    """``.../schemas/fino/defs/account.json`` -> ``fino_defs_account``."""
+    return re.sub(r"\W", "_", sid[len(SCHEMA_BASE):-len(".json")] if sid.startswith(SCHEMA_BASE) else sid)
 
 
-def _lift(schema: dict, name: str, components: dict) -> dict:
-    """Copy ``schema`` into components under ``name`` with its $defs as ``name__def``; return a $ref to it."""
-    schema = copy.deepcopy(schema)
-    defs = schema.pop("$defs", {})
-    schema.pop("$id", None)
-    schema.pop("$schema", None)
+class _Lifter:
+    def __init__(self, registry, components: dict):
+        self.registry, self.components, self.done = registry, components, set()
 
-    def rewrite(node):
+    def ref(self, sid: str) -> dict:
+        """A ``$ref`` to schema ``sid`` in components, lifting it (and what it references) on first use."""
+        name = _component_name(sid)
+        if sid not in self.done:
+            self.done.add(sid)
+            schema = copy.deepcopy(self.registry.schemas[sid])
+            defs = schema.pop("$defs", {})
+            for key in ("$id", "$schema"):
+                schema.pop(key, None)
+            self._rewrite(schema, sid, name)
+            for def_name, definition in defs.items():
+                self._rewrite(definition, sid, name)
+                self.components[f"{name}__{def_name}"] = definition
+            self.components[name] = schema
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def _target(self, ref: str, base: str, base_name: str) -> str:
+        url, fragment = urldefrag(urljoin(base, ref))
+        if url == base or not url:
+            name = base_name
+        else:
+            if url not in self.registry.schemas:
+                return ref   # leave unknown references alone (the meta-schema test catches them)
+            name = self.ref(url)["$ref"].rsplit("/", 1)[1]
+        if fragment.startswith("/$defs/"):
+            return f"#/components/schemas/{name}__{fragment[len('/$defs/'):]}"
+        return f"#/components/schemas/{name}" + (f"/{fragment.lstrip('/')}" if fragment else "")
+
+    def _rewrite(self, node, base: str, base_name: str) -> None:
         if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and _DEF_REF.match(ref):
-                node["$ref"] = f"#/components/schemas/{name}__{_DEF_REF.match(ref).group(1)}"
+            if isinstance(node.get("$ref"), str):
+                node["$ref"] = self._target(node["$ref"], base, base_name)
             for value in node.values():
-                rewrite(value)
+                self._rewrite(value, base, base_name)
         elif isinstance(node, list):
             for value in node:
-                rewrite(value)
-
-    rewrite(schema)
-    for def_name, definition in defs.items():
-        rewrite(definition)
-        components[f"{name}__{def_name}"] = definition
-    components[name] = schema
-    return {"$ref": f"#/components/schemas/{name}"}
+                self._rewrite(value, base, base_name)
 
 
-def build_openapi(spec, registry, title: str, server_url: str, statuses: dict[str, list[int]],
-                  security: dict[str, dict] | None = None, op_security: dict[str, list] | None = None) -> dict:
-    """OpenAPI 3.1 for ``spec`` (a ProviderSpec); ``statuses`` maps operation -> documented status codes."""
-    components: dict = {}
-    paths: dict = {}
-    shapes: dict[str, str] = {}  # "/a/{}" -> first templated key: equal shapes must share one path item (3.1 s4.8.2)
-    error_ref = None
-    if registry.has(schema_id(spec.name, "error")):
-        error_ref = _lift(registry.schemas[schema_id(spec.name, "error")], "error", components)
-    for op, (method, path, aliases) in spec.routes.items():
-        if op not in statuses:
-            continue  # hosted pages are not API operations
-        for i, route in enumerate([path] + [a for a in aliases if " " not in a]):
-            route = shapes.setdefault(_PARAM.sub("{}", route), route)
-            operation = {"operationId": f"{spec.name}.{op}" if i == 0 else f"{spec.name}.{op}__alias{i}",
-                         "parameters": [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                                        for p in _PARAM.findall(route)],
-                         "responses": {}}
-            query_sid = schema_id(spec.name, f"{op}.query")
+def build_openapi(mounted, registry) -> dict:
+    """OpenAPI 3.1 for a mounted provider (core.dispatch.Mounted)."""
+    decl, components, paths = mounted.decl, {}, {}
+    lift = _Lifter(registry, components)
+    shapes: dict[str, str] = {}   # "/a/{}" -> first templated key: equal shapes share one path item (3.1 s4.8.2)
+    error_ref = lift.ref(schema_id(decl.name, "error")) if registry.has(schema_id(decl.name, "error")) else None
+    for op in mounted.ops.values():
+        if op.kind != "operation":
+            continue   # hosted pages are HTML, not API operations
+        for i, (method, path) in enumerate(op.routes):
+            if method != op.method:
+                continue
+            path = shapes.setdefault(_PARAM.sub("{}", path), path)
+            item: dict = {"operationId": op.id if i == 0 else f"{op.id}__alias{i}", "summary": op.summary,
+                          "parameters": [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                                         for p in path_params(path)],
+                          "responses": {}}
+            for header in op.headers:
+                item["parameters"].append({"name": header, "in": "header", "required": True,
+                                           "schema": {"type": "string"}})
+            query_sid = schema_id(decl.name, f"{op.name}.query")
             if registry.has(query_sid):
-                for name, prop in registry.schemas[query_sid].get("properties", {}).items():
-                    operation["parameters"].append({"name": name, "in": "query", "schema": prop,
-                                                    "required": name in registry.schemas[query_sid].get("required", [])})
-            request_sid = schema_id(spec.name, f"{op}.request")
-            if registry.has(request_sid):
-                operation["requestBody"] = {"required": True, "content": {"application/json": {
-                    "schema": _lift(registry.schemas[request_sid], _component_name(f"{op}.request"), components)}}}
-            response_sid = schema_id(spec.name, f"{op}.response")
-            for status in statuses[op]:
-                entry: dict = {"description": f"{status}"}
-                if status < 300 and status != 204 and registry.has(response_sid):
-                    entry["content"] = {"application/json": {"schema": _lift(
-                        registry.schemas[response_sid], _component_name(f"{op}.response"), components)}}
+                query = registry.schemas[query_sid]
+                for name, prop in query.get("properties", {}).items():
+                    item["parameters"].append({"name": name, "in": "query", "schema": prop,
+                                               "required": name in query.get("required", [])})
+            request_sid = schema_id(decl.name, f"{op.name}.request")
+            if op.body in _MEDIA and registry.has(request_sid):
+                ref = lift.ref(request_sid)
+                item["requestBody"] = {"required": "null" not in str(registry.schemas[request_sid].get("type")),
+                                       "content": {media: {"schema": ref} for media in _MEDIA[op.body]}}
+            response_sid = schema_id(decl.name, f"{op.name}.response")
+            for status in op.statuses:
+                entry: dict = {"description": str(status)}
+                if status < 300 and op.response == "json" and status != 204 and registry.has(response_sid):
+                    entry["content"] = {"application/json": {"schema": lift.ref(response_sid)}}
+                elif status < 300 and op.response == "binary":
+                    entry["content"] = {"application/octet-stream": {"schema": {}}}
                 elif status >= 400 and error_ref:
                     entry["content"] = {"application/json": {"schema": error_ref}}
-                operation["responses"][str(status)] = entry
-            if op_security and op in op_security:
-                operation["security"] = op_security[op]
-            paths.setdefault(route, {})[method.lower()] = operation
-    document = {"openapi": "3.1.0", "info": {"title": title, "version": "sandbox"},
-                "servers": [{"url": server_url}], "paths": paths,
-                "components": {"schemas": components, "securitySchemes": security or {}}}
-    return document
+                item["responses"][str(status)] = entry
+            item["security"] = [] if op.auth == "none" else [{op.auth: []}]
+            paths.setdefault(path, {})[method.lower()] = item
+    schemes = {name: s.openapi for name, s in decl.schemes.items() if s.openapi}
+    return {"openapi": "3.1.0", "info": {"title": f"{decl.title} (provider-sandbox)", "version": "sandbox"},
+            "servers": [{"url": mounted.prefix}], "paths": paths,
+            "components": {"schemas": components, "securitySchemes": schemes}}

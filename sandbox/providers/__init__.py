@@ -1,5 +1,5 @@
-"""Every provider's ``init_app(app, sandbox)``: registers its blueprint, error renderer and job hooks."""
-from .finleap import init_app as _finleap
-from .open_finance import init_app as _open_finance
+"""Every served provider's declaration (``operations.PROVIDER``): create_app() mounts them in this order."""
+from .finleap import PROVIDER as _finleap
+from .open_finance import PROVIDER as _open_finance
 
 PROVIDERS = [_open_finance, _finleap]

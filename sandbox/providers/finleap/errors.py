@@ -48,7 +48,7 @@ def field_message(error: dict) -> str:
     return message
 
 
-def render(err: SandboxError, operation: str | None) -> tuple[dict, int]:
+def render(err: SandboxError, op=None) -> tuple[dict, int]:
     """Render any sandbox error as an nrich error body."""
     status = err.status if err.status in CODES else (400 if err.status < 500 else 500)
     if err.status == 415:

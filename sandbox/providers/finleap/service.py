@@ -12,13 +12,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+from ...core import flows
 from ...core.clock import isoformat
-from ...core.errors import BadRequest, Forbidden, Locked, NotFound, SandboxError, Unauthorized, ValidationFailed
+from ...core.errors import BadRequest, Forbidden, Locked, NotFound, SandboxError, ValidationFailed
 from ...core.ids import stable_seed, uuid4
-from ...core.signing import InvalidToken
 from ...ledger import generate_ledger
 from ...ledger.models import Ledger
-from . import data, reports
+from . import data, reports, widget
 
 PROVIDER = "finleap"
 SYNC_KIND = "finleap.sync"
@@ -26,8 +26,8 @@ SYNC_STATES = ["QUEUED", "RUNNING", "COMPLETED"]
 SYNC_SCA_STATES = ["QUEUED", "RUNNING", "AWAIT_AUTH", "RUNNING", "COMPLETED"]
 SYNC_FAIL_STATES = ["QUEUED", "RUNNING", "FAILED"]
 FULL_SCOPE = ["accounts=ro", "balance=ro", "transactions=ro", "offline"]
-_FLOWS, _USERS, _ACCESSES, _ACCOUNTS, _TXNS, _REPORTS, _NOTIFS = (
-    f"{PROVIDER}.{c}" for c in ("flows", "users", "accesses", "accounts", "transactions", "reports", "notifications"))
+_USERS, _ACCESSES, _ACCOUNTS, _TXNS, _REPORTS, _NOTIFS = (
+    f"{PROVIDER}.{c}" for c in ("users", "accesses", "accounts", "transactions", "reports", "notifications"))
 _OBSERVE_KEYS = [re.compile(r"^/rest/transactions$"),
                  re.compile(r"^/rest/accounts/(?P<account>[^/?]+)/transactions(\?.*)?$"),
                  re.compile(r"^/rest/accounts/(?P<account>[^/?]+)/balance\?(.*&)?inferior_limit=(?P<limit>-?\d+)(&.*)?$")]
@@ -58,60 +58,44 @@ class FinleapService:
         self.widget_ttl = float(cfg["FINLEAP_WIDGET_TTL"])
         sandbox.jobs.register_default(SYNC_KIND, {"mode": "auto", "seconds": 2.0, "polls": 1})
         sandbox.jobs.on_transition(SYNC_KIND, self._on_sync_transition)
-
-    # --- client auth -------------------------------------------------------------------------------------------
-    def client(self, client_id: str | None, client_secret: str | None) -> dict:
-        """The client of an HTTP Basic pair; 401 code 1001 otherwise."""
-        client = self.sb.auth.authenticate_client(client_id, client_secret)
-        if client is None:
-            raise Unauthorized("Invalid client credentials.")
-        return client
-
-    def client_tenant(self, client_id: str | None) -> str | None:
-        found = self.sb.auth.client(client_id) if client_id else None
-        return found["tenant"] if found else None
+        widget.register(sandbox.flows, self)
 
     # --- widget links --------------------------------------------------------------------------------------------
-    def create_income_report_link(self, client: dict, body: dict, widget_url) -> dict:
+    def create_income_report_link(self, ctx) -> dict:
         """Create an income-report widget flow -> {location, id} (finleap.md s.5)."""
-        if "reporting_period" in body and "sync_period" in body:
+        if "reporting_period" in ctx.body and "sync_period" in ctx.body:
             raise invalid("reporting_period", "reporting_period and sync_period cannot be combined.")
-        return self._create_flow(client, "income-report", body, widget_url)
+        return self._create_flow(ctx, "income-report")
 
-    def create_account_verification_link(self, client: dict, body: dict, widget_url) -> dict:
+    def create_account_verification_link(self, ctx) -> dict:
         """Create an account-verification widget flow -> {location, id} (finleap.md s.5)."""
-        return self._create_flow(client, "account-verification", body, widget_url)
+        return self._create_flow(ctx, "account-verification")
 
-    def _create_flow(self, client: dict, kind: str, body: dict, widget_url) -> dict:
+    def _create_flow(self, ctx, kind: str) -> dict:
+        client, body = ctx.client, ctx.body
         check_redirect_uri_field(body["redirect_uri"], "redirect_uri")
-        tenant = client["tenant"]
-        now = self.sb.clock.now(tenant)
-        flow_id = self.sb.ids.uuid4(tenant, "finleap.flow")
         if body.get("sync_period"):
             period = max(1, -(-int(body["sync_period"]) // 30))  # legacy days -> months, rounded up
         else:
             period = int(body.get("reporting_period", 12))
         preset = [a["id"] for a in body.get("accounts", [])] + ([body["account"]] if body.get("account") else [])
-        flow = {"id": flow_id, "type": kind, "client_id": client["client_id"], "redirect_uri": body["redirect_uri"],
-                "state": body.get("state"), "language": body.get("language", "de"), "preset_accounts": preset,
-                "account_types": body.get("account_types") or [], "allow_multi_selection":
-                bool(body.get("allow_multi_selection", False)), "period": period, "name": body.get("name"),
-                "readout": body.get("readout") or [], "created_at": isoformat(now), "status": "PENDING",
-                "step": "login" if preset else "bank", "bank_id": data.BANKS[0]["id"] if preset else None,
-                "login_attempts": 0, "username": None, "sca_method": None, "user_id": None}
-        self.sb.store.put(tenant, _FLOWS, flow_id, flow)
-        token = self.sb.signer.encode({"flow_id": flow_id, "type": kind, "tenant": tenant,
-                                       "exp": int(now.timestamp() + self.widget_ttl)}, "finleap.widget")
-        return {"location": widget_url(token), "id": flow_id}
+        fields = {"type": kind, "client_id": client["client_id"], "language": body.get("language", "de"),
+                  "preset_accounts": preset, "account_types": body.get("account_types") or [],
+                  "allow_multi_selection": bool(body.get("allow_multi_selection", False)), "period": period,
+                  "name": body.get("name"), "readout": body.get("readout") or [],
+                  "bank_id": data.BANKS[0]["id"] if preset else None, "username": None, "sca_method": None,
+                  "user_id": None}
+        flow, token = self.sb.flows.create(
+            client["tenant"], PROVIDER, kind, redirect_uri=body["redirect_uri"], state=body.get("state"), data=fields,
+            ttl=self.widget_ttl, first_step="login" if preset else "bank", purpose=widget.PURPOSE,
+            claims={"type": kind})   # finleap.md s.8: the widget token carries flow_id, type and exp
+        return {"location": ctx.url_for("widget", token=token), "id": flow["id"]}
 
     def flow(self, tenant: str, flow_id: str) -> dict:
-        found = self.sb.store.get(tenant, _FLOWS, flow_id)
-        if found is None:
-            raise NotFound("Flow not found.")
-        return found
+        return self.sb.flows.get(tenant, PROVIDER, flow_id)
 
     def save_flow(self, tenant: str, flow: dict) -> None:
-        self.sb.store.put(tenant, _FLOWS, flow["id"], flow)
+        self.sb.flows.save(tenant, flow)
 
     # --- successful flow: user, access, accounts, transactions, report ------------------------------------------
     def complete_flow(self, tenant: str, flow: dict, account_refs: list[str]) -> str:
@@ -154,7 +138,7 @@ class FinleapService:
             code = "O" + code  # python-figo rejects codes not starting with "O" (finleap.md s.3)
         self.sb.auth.issue(PROVIDER, client, code, self.code_ttl, kind="code", subject=user_id, scopes=scopes,
                            data={"flow_id": flow["id"], "redirect_uri": flow["redirect_uri"], "flows": [flow["id"]]})
-        flow.update(status="SUCCEEDED", user_id=user_id, access_id=access_id, step="done")
+        flow.update(user_id=user_id, access_id=access_id)   # core's Flows.finish sets the status and step
         self.save_flow(tenant, flow)
         return code
 
@@ -200,8 +184,9 @@ class FinleapService:
         return scopes + ["offline"]
 
     # --- tokens --------------------------------------------------------------------------------------------------
-    def create_token(self, client: dict, body: dict) -> dict:
+    def create_token(self, ctx) -> dict:
         """authorization_code or refresh_token grant; every refresh rotates both tokens (finleap.md s.3)."""
+        client, body = ctx.client, ctx.body
         if body["grant_type"] == "authorization_code":
             record = self.sb.auth.consume(PROVIDER, body["code"], "code")
             if record is None:
@@ -226,27 +211,32 @@ class FinleapService:
         return {"access_token": access, "expires_in": int(self.access_ttl), "scope": " ".join(grant["scopes"]),
                 "token_type": "Bearer", "refresh_token": refresh}
 
-    def authorize(self, token: str | None, scope: str | None = None) -> dict:
-        """The Bearer token's record; 401 code 1001 unknown/expired, 403 code 1002 without ``scope``."""
-        return self.sb.auth.verify(PROVIDER, token, "access", scope=scope)
-
     # --- reports -------------------------------------------------------------------------------------------------
     def _report(self, tok: dict, report_id: str, kind: str) -> dict:
-        flow = self.sb.store.get(tok["tenant"], _FLOWS, report_id)
+        flow = self.sb.store.get(tok["tenant"], flows.collection(PROVIDER), report_id)
         if flow is None or flow["type"] != kind or flow["status"] != "SUCCEEDED":
             raise NotFound("Report not found.")
         if report_id not in tok["data"].get("flows", []):
             raise Forbidden("This token does not belong to the report's flow.")  # (inferred) s.5
         return flow
 
-    def get_income_report(self, tok: dict, report_id: str, href_base: str) -> dict:
-        """The income report of a flow over its reporting period (s.5); computed from /rest/transactions data."""
+    @staticmethod
+    def _href_base(ctx) -> str:
+        """The sandbox's own API base (report hrefs point at its /rest/transactions)."""
+        return ctx.url_for("list_accounts").rsplit("/rest/", 1)[0]
+
+    def get_income_report(self, ctx, id: str | None = None) -> dict:
+        """The income report of a flow over its reporting period (s.5); computed from /rest/transactions data.
+        Without an id (alias ``/rest/income-report``): the older query form over the token user's data."""
+        tok, report_id, href_base = ctx.token, id, self._href_base(ctx)
+        if report_id is None:
+            return self._income_report_legacy(tok, ctx.query, href_base)
         flow = self._report(tok, report_id, "income-report")
         meta = self.sb.store.get(tok["tenant"], _REPORTS, report_id)
         since, until = reports.report_window(date.fromisoformat(flow["created_at"][:10]), flow["period"])
         return reports.build_income_report(self._report_txns(tok["tenant"], meta["accounts"]), since, until, href_base)
 
-    def get_income_report_legacy(self, tok: dict, args: dict, href_base: str) -> dict:
+    def _income_report_legacy(self, tok: dict, args: dict, href_base: str) -> dict:
         """Older ``GET /rest/income-report?since=&until=&accounts=&accesses=`` over the token user's data."""
         accounts = self._user_accounts(tok, args.get("accounts"), args.get("accesses"))
         today = self.sb.clock.now(tok["tenant"]).date()
@@ -266,7 +256,8 @@ class FinleapService:
                 txns += (self.sb.store.get(tenant, _TXNS, account_id) or {"items": []})["items"]
         return txns
 
-    def get_account_verification_report(self, tok: dict, report_id: str) -> dict:
+    def get_account_verification_report(self, ctx, id: str) -> dict:
+        tok, report_id = ctx.token, id
         self._report(tok, report_id, "account-verification")
         return self.sb.store.get(tok["tenant"], _REPORTS, report_id)
 
@@ -307,17 +298,18 @@ class FinleapService:
         out["balance"], out["status"] = self._balance(account), self._status(account)
         return out
 
-    def list_accounts(self, tok: dict) -> dict:
-        return {"accounts": [self._public_account(a) for a in self._user_accounts(tok)]}
+    def list_accounts(self, ctx) -> dict:
+        return {"accounts": [self._public_account(a) for a in self._user_accounts(ctx.token)]}
 
-    def get_account(self, tok: dict, account_id: str) -> dict:
-        return self._public_account(self._account(tok, account_id))
+    def get_account(self, ctx, account_id: str) -> dict:
+        return self._public_account(self._account(ctx.token, account_id))
 
-    def get_account_balance(self, tok: dict, account_id: str) -> dict:
-        return self._balance(self._account(tok, account_id))
+    def get_account_balance(self, ctx, account_id: str) -> dict:
+        return self._balance(self._account(ctx.token, account_id))
 
-    def list_transactions(self, tok: dict, args: dict, account_id: str | None = None) -> dict:
+    def list_transactions(self, ctx, account_id: str | None = None) -> dict:
         """Transactions with the figo query filters (finleap.md s.6), newest first unless sort=ASC."""
+        tok, args = ctx.token, ctx.query
         if account_id:
             accounts = [self._account(tok, account_id)]
         else:
@@ -358,7 +350,8 @@ class FinleapService:
         except ValueError:
             raise invalid("since", "Not a valid date or transaction id.") from None
 
-    def get_transaction(self, tok: dict, transaction_id: str, account_id: str | None = None) -> dict:
+    def get_transaction(self, ctx, transaction_id: str, account_id: str | None = None) -> dict:
+        tok = ctx.token
         accounts = [self._account(tok, account_id)] if account_id else self._user_accounts(tok)
         for a in accounts:
             for t in (self.sb.store.get(tok["tenant"], _TXNS, a["account_id"]) or {"items": []})["items"]:
@@ -380,10 +373,12 @@ class FinleapService:
     def _notification_key(self, tok: dict, notification_id: str) -> str:
         return f"{tok['subject']}|{notification_id}"
 
-    def list_notifications(self, tok: dict) -> dict:
+    def list_notifications(self, ctx) -> dict:
+        tok = ctx.token
         return {"notifications": [n for _, n in self.sb.store.list(tok["tenant"], _NOTIFS, prefix=f"{tok['subject']}|")]}
 
-    def create_notification(self, tok: dict, body: dict) -> dict:
+    def create_notification(self, ctx) -> dict:
+        tok, body = ctx.token, ctx.body
         self._check_observe_key(tok, body["observe_key"])
         check_redirect_uri_field(body["notify_uri"], "notify_uri")
         nid = data.figo_id("N", tok["tenant"], tok["subject"], self.sb.ids.uuid4(tok["tenant"], "finleap.notification"))
@@ -392,14 +387,18 @@ class FinleapService:
         self.sb.store.put(tok["tenant"], _NOTIFS, self._notification_key(tok, nid), notification)
         return notification
 
-    def get_notification(self, tok: dict, notification_id: str) -> dict:
+    def get_notification(self, ctx, notification_id: str) -> dict:
+        return self._notification(ctx.token, notification_id)
+
+    def _notification(self, tok: dict, notification_id: str) -> dict:
         found = self.sb.store.get(tok["tenant"], _NOTIFS, self._notification_key(tok, notification_id))
         if found is None:
             raise NotFound("Notification not found.")
         return found
 
-    def update_notification(self, tok: dict, notification_id: str, body: dict) -> dict:
-        current = self.get_notification(tok, notification_id)
+    def update_notification(self, ctx, notification_id: str) -> dict:
+        tok, body = ctx.token, ctx.body
+        current = self._notification(tok, notification_id)
         if "observe_key" in body:
             self._check_observe_key(tok, body["observe_key"])
         if "notify_uri" in body:
@@ -408,7 +407,8 @@ class FinleapService:
         self.sb.store.put(tok["tenant"], _NOTIFS, self._notification_key(tok, notification_id), current)
         return current
 
-    def delete_notification(self, tok: dict, notification_id: str) -> None:
+    def delete_notification(self, ctx, notification_id: str) -> None:
+        tok = ctx.token
         if not self.sb.store.delete(tok["tenant"], _NOTIFS, self._notification_key(tok, notification_id)):
             raise NotFound("Notification not found.")
 
@@ -424,16 +424,18 @@ class FinleapService:
         return {k: access[k] for k in ("id", "access_method_id", "provider", "save_secrets", "auto_sync",
                                        "created_at", "accounts")}
 
-    def list_accesses(self, tok: dict) -> dict:
+    def list_accesses(self, ctx) -> dict:
+        tok = ctx.token
         user = self.sb.store.get(tok["tenant"], _USERS, tok["subject"]) or {"accesses": []}
         return {"accesses": [self._public_access(self.sb.store.get(tok["tenant"], _ACCESSES, a))
                              for a in user["accesses"]]}
 
-    def get_access(self, tok: dict, access_id: str) -> dict:
-        return self._public_access(self._access(tok, access_id))
+    def get_access(self, ctx, access_id: str) -> dict:
+        return self._public_access(self._access(ctx.token, access_id))
 
-    def create_sync(self, tok: dict, access_id: str, body: dict, sca_url) -> dict:
+    def create_sync(self, ctx, access_id: str) -> dict:
         """Start a sync (QUEUED -> RUNNING -> COMPLETED; AWAIT_AUTH for SCA scenarios); 423 while one runs."""
+        tok, body = ctx.token, ctx.body or {}
         access = self._access(tok, access_id)
         tenant = tok["tenant"]
         if access.get("current_sync"):
@@ -446,17 +448,24 @@ class FinleapService:
         states = SYNC_SCA_STATES if sca else (SYNC_FAIL_STATES if access["scenario"].endswith("+syncfail")
                                               else SYNC_STATES)
         sync_id = self.sb.ids.uuid4(tenant, "finleap.sync")
-        token = self.sb.signer.encode({"sync_id": sync_id, "tenant": tenant}, "finleap.sca")
+        sca_location = None
+        if sca:   # the SCA page is a flow keyed by the sync id: signed, expiring token, control-API completable
+            _, token = self.sb.flows.create(
+                tenant, PROVIDER, widget.SCA_KIND, flow_id=sync_id, redirect_uri=body.get("redirect_uri"),
+                state=body.get("state"), data={"type": widget.SCA_KIND, "access_id": access_id}, ttl=self.widget_ttl,
+                first_step="confirm", purpose=widget.SCA_PURPOSE)
+            sca_location = ctx.url_for("sync_sca", sync_id=sync_id, token=token)
         job = self.sb.jobs.create(tenant, SYNC_KIND, states, job_id=sync_id,
                                   owner=tok["subject"], holds=[2] if sca else [],
                                   data={"access_id": access_id, "disable_notifications":
                                         bool(body.get("disable_notifications", False)),
                                         "redirect_uri": body.get("redirect_uri"), "state": body.get("state"),
-                                        "sca_location": sca_url(sync_id, token) if sca else None})
+                                        "sca_location": sca_location})
         self.sb.store.update(tenant, _ACCESSES, access_id, lambda a: {**a, "current_sync": sync_id})
         return self._public_sync(self.sb.jobs.peek(tenant, job["id"]) or job)
 
-    def get_sync(self, tok: dict, access_id: str, sync_id: str) -> dict:
+    def get_sync(self, ctx, access_id: str, sync_id: str) -> dict:
+        tok = ctx.token
         self._access(tok, access_id)
         job = self.sb.jobs.poll(tok["tenant"], sync_id)
         if job is None or job["kind"] != SYNC_KIND or job["data"]["access_id"] != access_id:
@@ -480,13 +489,6 @@ class FinleapService:
         ended = job["step_since"] if job["state"] in ("COMPLETED", "FAILED") else None
         return {"id": job["id"], "status": job["state"], "challenge": challenge, "error": error,
                 "created_at": job["created_at"], "started_at": job["data"].get("at_RUNNING"), "ended_at": ended}
-
-    def sca_tenant(self, token: str | None, sync_id: str) -> str:
-        """The tenant of a genuine SCA page token for ``sync_id``; InvalidToken otherwise (error page)."""
-        claims = self.sb.signer.decode(token, "finleap.sca")
-        if claims.get("sync_id") != sync_id:
-            raise InvalidToken("token is for another synchronization")
-        return claims["tenant"]
 
     def sync_for_page(self, tenant: str, sync_id: str) -> dict:
         job = self.sb.jobs.peek(tenant, sync_id)
@@ -516,7 +518,7 @@ class FinleapService:
     def _fetch_new_transactions(self, tenant: str, access: dict, sync_id: str) -> dict[str, list[dict]]:
         """Bookings the ledger has between the last sync and today (sandbox clock), appended with ``sync_id``."""
         today = self.sb.clock.now(tenant).date()
-        flow = self.sb.store.get(tenant, _FLOWS, access["flow_id"])
+        flow = self.sb.store.get(tenant, flows.collection(PROVIDER), access["flow_id"])
         ledger = self._ledger(self.sb.seed.get(), {**flow, "period": access["months"] + _months_between(
             date.fromisoformat(flow["created_at"][:10]), today)}, today)
         by_id = {a.id: a for a in ledger.accounts}

@@ -1,17 +1,25 @@
-"""The hosted finX widget (page ``finleap.widget``, finleap.md section 8): bank -> login -> SCA method -> OTP ->
-account selection -> redirect back with ``code`` (first), ``state``, ``success``, ``flow_id``.
+"""The hosted finX widget (page ``finleap.widget``, finleap.md section 8) and the sync SCA page
+(``finleap.sync_sca``), as flows on core/flows.py.
 
-Server-rendered and completable by plain form posts: every post names its flow and step, and only the flow the
-signed widget token names can be advanced. Redirects only ever go to the flow's registered ``redirect_uri``.
+Widget: bank -> login -> SCA method -> OTP -> account selection -> redirect back with ``code`` (first), ``state``,
+``success``, ``flow_id``; cancel adds ``cancel=true``; three wrong passwords (or OTPs) and the ``bank_error`` user
+end with ``success=false``. SCA page: approve resumes the held sync, deny fails it; back to the sync's
+``redirect_uri`` with ``state``. Both pages take plain form posts and work in an iframe.
 """
 from __future__ import annotations
 
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from flask import render_template
 
-from ...core.errors import NotFound
-from ...core.signing import InvalidToken
+from ...core.errors import BadRequest, Conflict, NotFound
+from ...core.flows import FlowDefinition, Next
 from ...ledger.models import Account
 from . import data
+
+PROVIDER = "finleap"
+PURPOSE, SCA_PURPOSE = "finleap.widget", "finleap.sca"     # signing purposes: a widget token is no SCA token
+KINDS = ("income-report", "account-verification")        # widget flow kinds = the flow's ``type``
+SCA_KIND = "sync-sca"
+ERROR_REASONS = ("bank_error", "wrong_credentials", "wrong_otp")
 
 TEXT = {
     "de": {"title": "Konto verbinden", "bank": "Bank auswählen", "login": "Anmeldung bei", "username": "Benutzername",
@@ -66,49 +74,50 @@ def money(amount, currency: str, lang: str) -> str:
     return f"{text} {currency}"
 
 
-def callback_url(redirect_uri: str, params: list[tuple[str, str]]) -> str:
-    """``redirect_uri`` with ``params`` appended in order (``code`` first when present, finleap.md s.5)."""
-    parts = urlsplit(redirect_uri)
-    query = urlencode(params)
-    return urlunsplit(parts._replace(query=f"{parts.query}&{query}" if parts.query else query))
+SCA_TEXT = {"not_waiting": "This synchronization is not waiting for authentication.",
+            "stale": TEXT["en"]["stale"]}
 
 
-class WidgetError(Exception):
-    """Shown as an error page (no redirect): invalid, forged or expired widget token, or a finished flow."""
+def error_page(reason: str) -> str:
+    """The widget's error page (expired/forged token, finished flow): the flow and its language are unknown here,
+    so German first, the widget's default language."""
+    return render_template("finleap_error.html", t=TEXT["de"], lang="de", rtl=False,
+                           message=f"{TEXT['de'][reason]} / {TEXT['en'][reason]}")
 
 
-class Widget:
-    def __init__(self, service):
+def sca_error_page(reason: str) -> str:
+    return render_template("finleap_error.html", t=TEXT["en"], lang="en", rtl=False, message=TEXT["en"][reason])
+
+
+class WidgetFlow(FlowDefinition):
+    """Steps of the finX widget. Form fields: flow_id, step, and per step bank_id | username, password |
+    sca_method | otp | accounts (one or more); the ``cancel`` button ends the flow."""
+
+    list_fields = ("accounts",)
+    max_attempts = data.MAX_LOGIN_ATTEMPTS     # shared by login and OTP: one "login" counter
+
+    def __init__(self, flows, service):
+        super().__init__(flows)
         self.service = service
-        self.sb = service.sb
 
-    def open(self, token: str | None) -> tuple[str, dict]:
-        """(tenant, flow) for a genuine, unexpired widget token."""
-        try:
-            claims = self.sb.signer.decode(token, "finleap.widget")
-            tenant = claims["tenant"]
-            self.sb.signer.decode(token, "finleap.widget", now=self.sb.clock.now(tenant))
-            flow = self.service.flow(tenant, claims["flow_id"])
-        except (InvalidToken, KeyError, TypeError, NotFound):  # NotFound: the flow is gone (e.g. after a reset)
-            raise WidgetError("expired") from None
-        if flow["status"] != "PENDING":
-            raise WidgetError("used")
-        return tenant, flow
+    # --- page ---------------------------------------------------------------------------------------------------
+    def render(self, ctx, tenant, flow, error):
+        return render_template("finleap_widget.html", **self.context(tenant, flow, error))
 
     def context(self, tenant: str, flow: dict, error: str | None = None) -> dict:
         """Everything the template needs for the flow's current step."""
         lang = flow["language"] if flow["language"] in TEXT else "de"
-        ctx = {"flow": flow, "t": TEXT[lang], "lang": lang, "rtl": lang == "ar", "error": error,
-               "step": flow["step"], "banks": data.selectable_banks(),
-               "bank": next((b for b in data.selectable_banks() if b["id"] == flow.get("bank_id")), None),
-               "sca_methods": data.SCA_METHODS, "attempts_left": data.MAX_LOGIN_ATTEMPTS - flow["login_attempts"],
-               "accounts": [], "multi": flow["allow_multi_selection"]}
+        banks = data.selectable_banks()
+        out = {"flow": flow, "t": TEXT[lang], "lang": lang, "rtl": lang == "ar", "error": error, "step": flow["step"],
+               "banks": banks, "bank": next((b for b in banks if b["id"] == flow.get("bank_id")), None),
+               "sca_methods": data.SCA_METHODS, "attempts_left": self.attempts_left(flow, "login"), "accounts": [],
+               "multi": flow["allow_multi_selection"]}
         if flow["step"] == "accounts":
-            ctx["accounts"] = [self._account_choice(a, lang) for a in self._candidates(tenant, flow)]
-        return ctx
+            out["accounts"] = [self._account_choice(a, lang) for a in self._candidates(tenant, flow)]
+        return out
 
     def _candidates(self, tenant: str, flow: dict) -> list[Account]:
-        ledger = self.service._ledger(self.sb.seed.get(), flow, self.sb.clock.now(tenant).date())
+        ledger = self.service._ledger(self.service.sb.seed.get(), flow, self.flows.clock.now(tenant).date())
         accounts = data.apply_preset_ibans(data.widget_accounts(ledger), flow["preset_accounts"])
         if flow["account_types"]:
             accounts = [a for a in accounts if data.ACCOUNT_TYPES[a.kind] in flow["account_types"]] or accounts[:1]
@@ -119,75 +128,163 @@ class Widget:
         return {"id": a.id, "name": a.name, "type": data.ACCOUNT_TYPES[a.kind], "iban": a.iban or a.number,
                 "balance": money(a.balance, a.currency, lang)}
 
-    def submit(self, tenant: str, flow: dict, form: dict) -> tuple[str | None, str | None]:
-        """Apply one form post. Returns (redirect URL, None) when the flow ended, else (None, error message key)."""
-        if form.get("flow_id") != flow["id"]:
-            return None, "stale"  # a post made for another flow never advances this one
-        if "cancel" in form:
-            return self._finish(tenant, flow, "CANCELLED"), None
-        if form.get("step") != flow["step"]:
-            return None, "stale"
-        handler = getattr(self, f"_step_{flow['step']}")
-        return handler(tenant, flow, form)
-
-    def _step_bank(self, tenant, flow, form):
+    # --- steps --------------------------------------------------------------------------------------------------
+    def step_bank(self, tenant, flow, form):
         if form.get("bank_id") not in {b["id"] for b in data.selectable_banks()}:
-            return None, "stale"
-        flow.update(bank_id=form["bank_id"], step="login")
-        self.service.save_flow(tenant, flow)
-        return None, None
+            return Next.stay("stale")
+        flow["bank_id"] = form["bank_id"]
+        return Next.goto("login")
 
-    def _step_login(self, tenant, flow, form):
+    def step_login(self, tenant, flow, form):
         username, password = form.get("username", ""), form.get("password", "")
         if username == "bank_error":
-            return self._finish(tenant, flow, "FAILED", reason="bank_error"), None
-        known = username in data.USERNAME_SCENARIOS
-        if known and password == data.MOCK_PASSWORD:
-            flow.update(username=username, step="sca")
-            self.service.save_flow(tenant, flow)
-            return None, None
-        flow["login_attempts"] += 1
-        if flow["login_attempts"] >= data.MAX_LOGIN_ATTEMPTS:
-            return self._finish(tenant, flow, "FAILED", reason="wrong_credentials"), None
+            return Next.finish("error", reason="bank_error")
+        if username in data.USERNAME_SCENARIOS and password == data.MOCK_PASSWORD:
+            flow["username"] = username
+            return Next.goto("sca")
+        if self.attempt(flow, "login"):
+            return Next.finish("error", reason="wrong_credentials")
         flow["last_username"] = username  # shown again: only the password is re-typed
-        self.service.save_flow(tenant, flow)
-        return None, "wrong_credentials"
+        return Next.stay("wrong_credentials")
 
-    def _step_sca(self, tenant, flow, form):
+    def step_sca(self, tenant, flow, form):
         if form.get("sca_method") not in data.SCA_METHODS:
-            return None, "stale"
-        flow.update(sca_method=form["sca_method"], step="otp")
-        self.service.save_flow(tenant, flow)
-        return None, None
+            return Next.stay("stale")
+        flow["sca_method"] = form["sca_method"]
+        return Next.goto("otp")
 
-    def _step_otp(self, tenant, flow, form):
+    def step_otp(self, tenant, flow, form):
         if form.get("otp", "").strip() != data.MOCK_OTP:
-            flow["login_attempts"] += 1
-            if flow["login_attempts"] >= data.MAX_LOGIN_ATTEMPTS:
-                return self._finish(tenant, flow, "FAILED", reason="wrong_otp"), None
-            self.service.save_flow(tenant, flow)
-            return None, "wrong_otp"
-        flow["step"] = "accounts"
-        self.service.save_flow(tenant, flow)
-        return None, None
+            if self.attempt(flow, "login"):
+                return Next.finish("error", reason="wrong_otp")
+            return Next.stay("wrong_otp")
+        return Next.goto("accounts")
 
-    def _step_accounts(self, tenant, flow, form):
+    def step_accounts(self, tenant, flow, form):
         offered = {a.id for a in self._candidates(tenant, flow)}
         chosen = [a for a in form.get("accounts", []) if a in offered]
         if not chosen:
-            return None, "choose_account"
+            return Next.stay("choose_account")
         if not flow["allow_multi_selection"]:
             chosen = chosen[:1]
-        code = self.service.complete_flow(tenant, flow, chosen)
-        return callback_url(flow["redirect_uri"], [("code", code), ("state", flow["state"] or ""),
-                                                   ("success", "true"), ("flow_id", flow["id"])]), None
+        return Next.finish("success", code=self.service.complete_flow(tenant, flow, chosen))
 
-    def _finish(self, tenant, flow, status: str, reason: str | None = None) -> str:
-        flow.update(status=status, step="done", failure=reason)
-        self.service.save_flow(tenant, flow)
-        params = [("state", flow["state"] or ""), ("success", "false")]
-        if status == "CANCELLED":
-            params.append(("cancel", "true"))  # only on a real cancel, not on other errors (guide)
-        params.append(("flow_id", flow["id"]))
-        return callback_url(flow["redirect_uri"], params)
+    # --- outcomes -----------------------------------------------------------------------------------------------
+    def redirect_params(self, flow, outcome, result):
+        # finleap.md s.5/s.8: code first (clients split on '&' and take [0]); cancel=true only on a real cancel
+        state = flow["state"] or ""
+        if outcome == "success":
+            return [("code", result["code"]), ("state", state), ("success", "true"), ("flow_id", flow["id"])]
+        params = [("state", state), ("success", "false")]
+        if outcome == "cancel":
+            params.append(("cancel", "true"))
+        return params + [("flow_id", flow["id"])]
 
+    def succeed(self, tenant, flow, options):
+        """Control API: log in as ``username`` (a scenario, default figo01) at ``bank_id`` and pick ``accounts``
+        (ids as the accounts step offers them; default the first)."""
+        username = options.get("username") or flow.get("username") or data.MOCK_USERNAME
+        if username not in data.USERNAME_SCENARIOS or username == "bank_error":
+            raise BadRequest(f"username must be one of {[u for u in data.USERNAME_SCENARIOS if u != 'bank_error']}"
+                             " (use outcome error for bank_error)")
+        banks = [b["id"] for b in data.selectable_banks()]
+        bank_id = options.get("bank_id") or flow.get("bank_id") or banks[0]
+        if bank_id not in banks:
+            raise BadRequest(f"bank_id must be one of {banks}")
+        flow.update(username=username, bank_id=bank_id, sca_method=flow.get("sca_method") or data.SCA_METHODS[0])
+        offered = [a.id for a in self._candidates(tenant, flow)]
+        wanted = options.get("accounts")
+        if wanted is None:
+            wanted = offered[:1]
+        if isinstance(wanted, str):
+            wanted = [wanted]
+        if not isinstance(wanted, list) or not wanted or any(a not in offered for a in wanted):
+            raise BadRequest(f"accounts must be a non-empty list of the offered account ids {offered}")
+        if not flow["allow_multi_selection"]:
+            wanted = wanted[:1]
+        return {"code": self.service.complete_flow(tenant, flow, wanted)}
+
+    def fail_reason(self, tenant, flow, options):
+        reason = options.get("reason") or "bank_error"
+        if reason not in ERROR_REASONS:
+            raise BadRequest(f"reason must be one of {list(ERROR_REASONS)}")
+        return reason
+
+
+class SyncScaFlow(FlowDefinition):
+    """The simulated bank SCA of a held sync (flow id = sync id). Form fields: sync_id, and the button pressed:
+    ``approve`` (resume the sync) or ``deny`` (fail it)."""
+
+    id_field = "sync_id"
+    step_field = None          # one step; the page predates step names and clients post only sync_id + button
+    cancel_field = "deny"
+
+    def __init__(self, flows, service):
+        super().__init__(flows)
+        self.service = service
+
+    def _job(self, tenant: str, flow: dict) -> dict:
+        return self.service.sync_for_page(tenant, flow["id"])
+
+    def _page(self, flow: dict, done: str | None = None, error: str | None = None) -> dict:
+        return {"t": TEXT["en"], "lang": "en", "rtl": False, "sync_id": flow["id"], "done": done,
+                "error": SCA_TEXT.get(error) if error else None}
+
+    def render(self, ctx, tenant, flow, error):
+        try:
+            job = self._job(tenant, flow)
+        except NotFound:
+            return sca_error_page("expired"), 400
+        done = SCA_TEXT["not_waiting"] if job["state"] != "AWAIT_AUTH" else None
+        return render_template("finleap_sca.html", **self._page(flow, done, None if done else error))
+
+    def render_done(self, ctx, tenant, flow):
+        job = self._job(tenant, flow)
+        return render_template("finleap_sca.html", **self._page(flow, f"Synchronization {job['state'].lower()}."))
+
+    def step_confirm(self, tenant, flow, form):
+        if self._job(tenant, flow)["state"] != "AWAIT_AUTH":
+            return Next.stay("not_waiting")
+        if "approve" not in form:
+            return Next.stay()
+        self.service.confirm_sync_sca(tenant, flow["id"], approve=True)
+        return Next.finish("success")
+
+    def cancel(self, tenant, flow, form):
+        if self._job(tenant, flow)["state"] != "AWAIT_AUTH":
+            return Next.stay("not_waiting")
+        self.service.confirm_sync_sca(tenant, flow["id"], approve=False)
+        return Next.finish("cancel")
+
+    def redirect_params(self, flow, outcome, result):
+        return [("state", flow["state"] or "")]   # every outcome: the sync's own status tells what happened
+
+    def complete(self, tenant, flow, outcome, options):
+        """Control API: success approves, cancel denies (as the buttons), error fails the sync as a bank error."""
+        job = self._job(tenant, flow)
+        if job["state"] != "AWAIT_AUTH":
+            raise Conflict(f"synchronization {flow['id']} is not waiting for authentication ({job['state']})")
+        if outcome == "error":
+            self.service.sb.jobs.fail(tenant, flow["id"], "The bank rejected the authentication.",
+                                      {"code": 1000, "description": "SCA failed"})
+            return self.end(tenant, flow, "error", reason=str(options.get("reason") or "bank_error"))
+        self.service.confirm_sync_sca(tenant, flow["id"], approve=outcome == "success")
+        return self.end(tenant, flow, outcome)
+
+
+def register(flows, service) -> None:
+    """Register finleap's flow definitions with core (called once per sandbox by the provider)."""
+    widget = WidgetFlow(flows, service)
+    for kind in KINDS:
+        flows.register(PROVIDER, kind, widget)
+    flows.register(PROVIDER, SCA_KIND, SyncScaFlow(flows, service))
+
+
+# --- page handlers (catalogue pages finleap.widget and finleap.sync_sca) ----------------------------------------
+def widget_page(ctx):
+    return ctx.sandbox.flows.serve(ctx, PURPOSE, token=ctx.request.args.get("token"), error_page=error_page)
+
+
+def sync_sca_page(ctx, sync_id: str):
+    return ctx.sandbox.flows.serve(ctx, SCA_PURPOSE, token=ctx.request.args.get("token"), error_page=sca_error_page,
+                                   flow_id=sync_id)

@@ -9,8 +9,6 @@ import json
 
 from ...core.errors import SandboxError, ValidationFailed
 
-REPORT_OPERATIONS = {"open_finance.create_financial_report", "open_finance.get_financial_report"}
-
 # Texts from the API reference (open_finance.md section 4); "preform" is the provider's spelling.
 UNAUTHORIZED = "Unauthorized access - Invalid access token"
 FORBIDDEN = "Forbidden - Access token missing the required permissions to preform this action"
@@ -41,9 +39,11 @@ def joi_message(error: dict) -> str:
     return f'"{field}" {error["message"]}'
 
 
-def render(err: SandboxError, operation: str | None) -> tuple[dict, int]:
-    """Render any sandbox error in the envelope the given operation uses."""
-    if operation in REPORT_OPERATIONS and err.status not in (401, 403):
+def render(err: SandboxError, op) -> tuple[dict, int]:
+    """Render any sandbox error in the envelope the given operation uses (overlay ``envelope="report"``: the
+    financial-report routes' {message, code})."""
+    operation = op.id if op else None
+    if op is not None and op.envelope == "report" and err.status not in (401, 403):
         if err.status >= 500:
             return {"message": "Something went wrong", "code": "INTERNAL_ERROR"}, 500
         return {"message": err.message, "code": "INVALID_REQUEST"}, 400

@@ -9,7 +9,7 @@ import random
 from datetime import date, datetime, time, timezone
 
 from ...core.clock import isoformat
-from ...core.errors import BadRequest, InternalError, NotFound, Unauthorized
+from ...core.errors import BadRequest, InternalError, NotFound
 from ...core.ids import stable_seed, uuid4
 from ...core.pdf import render_pdf
 from ...ledger import generate_ledger
@@ -44,11 +44,10 @@ class OpenFinanceService:
         self.strict = bool(sandbox.config["OPEN_FINANCE_STRICT_CONNECTIONS"])
 
     # --- auth ------------------------------------------------------------------------------------------------
-    def create_token(self, body: dict) -> dict:
-        """Issue a Bearer token for one userId (report guide step 1); 401 access_denied on wrong credentials."""
-        client = self.sb.auth.authenticate_client(body["clientId"], body["clientSecret"])
-        if client is None:
-            raise Unauthorized()
+    def create_token(self, ctx) -> dict:
+        """Issue a Bearer token for one userId (report guide step 1); the dispatcher's ``client_body`` scheme has
+        already answered wrong credentials with 401 access_denied."""
+        body, client = ctx.body, ctx.client
         tenant = client["tenant"]
         rng = self.sb.ids.rng(tenant, "open_finance.token")
         now = self.sb.clock.now(tenant)
@@ -60,14 +59,6 @@ class OpenFinanceService:
         scopes = self.sb.auth.allowed_scopes(client, PROVIDER, SCOPES)
         self.sb.auth.issue(PROVIDER, client, token, self.ttl, subject=body["userId"], scopes=scopes)
         return {"tokenType": "Bearer", "expiresIn": self.ttl, "accessToken": token}
-
-    def client_tenant(self, client_id: str) -> str | None:
-        client = self.sb.auth.client(client_id)
-        return client["tenant"] if client else None
-
-    def authorize(self, token: str | None, scope: str) -> dict:
-        """The token's record (tenant, subject=userId, scopes); 401 unknown/expired, 403 without ``scope``."""
-        return self.sb.auth.verify(PROVIDER, token, scope=scope)
 
     # --- connections and data (the auto-provisioned sandbox connection) --------------------------------------
     def user_connections(self, tenant: str, user_id: str) -> list[dict]:
@@ -96,14 +87,14 @@ class OpenFinanceService:
         return self.user_connections(tenant, user_id)
 
     # --- financial report ------------------------------------------------------------------------------------
-    def create_financial_report(self, tok: dict, customer_id: str) -> dict:
+    def create_financial_report(self, ctx, customerId: str) -> dict:
         """Start a report job over the token user's data as it is now; the job is RUNNING, then DONE."""
-        customer_id = customer_id.strip()
+        customer_id = customerId.strip()
         if not customer_id:
             raise BadRequest("Missing customerId")
         if customer_id == data.SCENARIO_INTERNAL_ERROR:
             raise InternalError("scenario: internal error")
-        tenant, user_id = tok["tenant"], tok["subject"]
+        tenant, user_id = ctx.tenant, ctx.user
         connections = [c for c in self.ensure_sandbox_connection(tenant, user_id, customer_id)
                        if c["status"] in data.OK_STATUSES]
         if not connections:
@@ -132,14 +123,16 @@ class OpenFinanceService:
             raise BadRequest("Invalid jobId")  # the guide has no 404: unknown and foreign ids are invalid
         return job
 
-    def get_financial_report(self, tok: dict, job_id: str, pdf_url: str | None) -> dict | str:
-        """Poll a report job: {status: RUNNING} until {financialReport, status: DONE[, url]} (as JSON text)."""
-        job = self._job(tok["tenant"], tok["subject"], job_id, poll=True)
+    def get_financial_report(self, ctx, jobId: str) -> dict | str:
+        """Poll a report job: {status: RUNNING} until {financialReport, status: DONE[, url]} (as JSON text);
+        ``withPdf=1`` adds the PDF's url."""
+        job = self._job(ctx.tenant, ctx.user, jobId, poll=True)
         if job["state"] == "RUNNING":
             return {"status": "RUNNING"}
         if job["state"] == "FAILED":  # sandbox extension, section 7
             return {"status": "FAILED", "message": job["error"]["message"]}
-        report = self.sb.store.get(tok["tenant"], _REPORTS, job["data"]["report"])["json"]
+        report = self.sb.store.get(ctx.tenant, _REPORTS, job["data"]["report"])["json"]
+        pdf_url = ctx.url_for("financial_report_pdf", jobId=jobId) if ctx.query.get("withPdf") == "1" else None
         tail = f',"url":{_dumps(pdf_url)}' if pdf_url else ""  # only with withPdf=1
         return f'{{"financialReport":{report},"status":"DONE"{tail}}}'
 

@@ -1,0 +1,305 @@
+"""The generic dispatcher: one blueprint per provider, every route derived from its Operations.
+
+For each request it names the operation, resolves the caller with the operation's auth scheme, parses and
+validates path, query, headers and body against ``schemas/<provider>/<operation>.{query,headers,request}.json``,
+calls ``service.<operation>(ctx, **path_params)`` and renders the result with the operation's success status.
+Hosted pages go through the same route building and context, with their own handlers.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from flask import Blueprint, Response, g, request, url_for
+
+from .errors import BadRequest, MalformedBody, UnsupportedMediaType, ValidationFailed
+from .operations import Operation, Provider, flask_rule, param_name, with_empty_tail
+from .validation import schema_id
+
+TENANT_SEP = "/"   # nested tenants: "<client tenant>/<quoted sub-tenant>" (finoOS TenantID header)
+
+
+@dataclass
+class Reply:
+    """A service result that overrides the operation's success status or adds headers."""
+
+    body: object = None
+    status: int | None = None
+    headers: dict = field(default_factory=dict)
+
+
+class Ctx:
+    """The request context every service method receives: who calls (client, tenant, end user, scopes), what
+    they sent (path, query, headers, body, files) and where the sandbox is (``sandbox``, ``url_for``)."""
+
+    def __init__(self, sandbox, decl: Provider, op: Operation, service, path: dict):
+        self.sandbox, self.decl, self.op, self.service = sandbox, decl, op, service
+        self.provider = decl.name
+        self.request = request
+        self.path = path
+        self.query: dict = {}
+        self.body = None
+        self.files: dict = {}
+        self.client: dict | None = None
+        self.token: dict | None = None
+        self.user: str | None = None
+        self.scopes: list[str] = []
+        self.user_scopes: set[str] | None = None   # per-user scopes (finoOS), loaded by the provider
+        self._tenant: str | None = None
+
+    # --- tenancy -----------------------------------------------------------------------------------------
+    @property
+    def tenant(self) -> str | None:
+        return self._tenant
+
+    @tenant.setter
+    def tenant(self, value: str | None) -> None:
+        self._tenant = value
+        g.tenant = value   # the journal files the request under it
+
+    @property
+    def base_tenant(self) -> str | None:
+        """The client's own tenant (without a nested sub-tenant)."""
+        return self._tenant.split(TENANT_SEP, 1)[0] if self._tenant else None
+
+    def enter_subtenant(self, name: str) -> str:
+        """Nest the request in ``name`` within the client's tenant (created on first use). The name is quoted,
+        so no user-chosen value can reach another client's or sub-tenant's keys."""
+        self.tenant = f"{self.base_tenant}{TENANT_SEP}{quote(name, safe='')}"
+        return self._tenant
+
+    def require_user_scope(self, scope: str) -> None:
+        from .errors import Forbidden
+        if self.user_scopes is not None and scope not in self.user_scopes:
+            raise Forbidden(f"The user has no {scope} scope")
+
+    # --- helpers ---------------------------------------------------------------------------------------------
+    def now(self):
+        return self.sandbox.clock.now(self._tenant or "_anonymous")
+
+    def url_for(self, name: str, **params) -> str:
+        """Absolute URL of an operation or page of this provider (extra params become the query string)."""
+        values = {param_name(k): v for k, v in params.items()}
+        mounted = self.sandbox.providers[self.provider]
+        target = mounted.ops[name]
+        separate = target.kind == "page" and mounted.pages_prefix != mounted.prefix
+        return url_for(f"{self.provider}_pages.{name}" if separate else f"{self.provider}.{name}",
+                       _external=True, **values)
+
+
+def current_ctx() -> Ctx | None:
+    return g.get("ctx")
+
+
+# --- parsing ---------------------------------------------------------------------------------------------------
+def _validate(sandbox, op: Operation, part: str, instance) -> None:
+    sid = schema_id(op.provider, f"{op.name}.{part}")
+    if not sandbox.schemas.has(sid):
+        return
+    errors = sandbox.schemas.errors(sid, instance)
+    g.setdefault("verdict", {})[part] = "ok" if not errors else [
+        e["pointer"] + ": " + e["message"] for e in errors[:5]]
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _parse_json(raw: bytes):
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise MalformedBody(f"Request body is not valid JSON: {str(exc)[:200]}") from None
+
+
+def parse_body(ctx: Ctx) -> None:
+    """Read the body as the operation's body kind says and validate it against ``<op>.request``."""
+    kind = ctx.op.body
+    if kind == "none":
+        return
+    req = ctx.request
+    mimetype = req.mimetype or ""
+    is_json = mimetype == "application/json" or mimetype.endswith("+json")
+    if kind == "multipart":
+        if req.get_data(cache=True).strip() and mimetype != "multipart/form-data":
+            raise UnsupportedMediaType(f"Content-Type must be multipart/form-data, got {mimetype or 'none'}")
+        ctx.body = req.form.to_dict() if mimetype == "multipart/form-data" else None
+        ctx.files = {name: req.files.getlist(name) for name in req.files}
+    else:
+        raw = req.get_data(cache=True)
+        body = None
+        if raw.strip():
+            if mimetype == "application/x-www-form-urlencoded" and kind in ("form", "json_or_form"):
+                body = req.form.to_dict()
+            elif kind == "form":
+                raise UnsupportedMediaType(f"Content-Type must be application/x-www-form-urlencoded, "
+                                           f"got {mimetype or 'none'}")
+            elif mimetype and not is_json:
+                raise UnsupportedMediaType(f"Content-Type must be application/json, got {mimetype}")
+            else:
+                body = _parse_json(raw)
+        ctx.body = body
+    _validate(ctx.sandbox, ctx.op, "request", ctx.body)
+
+
+def parse_headers(ctx: Ctx) -> None:
+    for name in ctx.op.headers:
+        if not ctx.request.headers.get(name):
+            raise BadRequest(f"Missing required header: {name}", kind="missing_header", details={"header": name})
+    sid = schema_id(ctx.provider, f"{ctx.op.name}.headers")
+    if ctx.sandbox.schemas.has(sid):
+        _validate(ctx.sandbox, ctx.op, "headers", {k.lower(): v for k, v in ctx.request.headers.items()})
+
+
+# --- dispatch --------------------------------------------------------------------------------------------------
+def render(op: Operation, result) -> Response:
+    """A service result as a response: dict/list -> JSON; str -> JSON text as is; None -> empty; Reply overrides
+    the status or adds headers; a Response passes through."""
+    status, headers = op.status, {}
+    if isinstance(result, Reply):
+        status, headers, result = result.status or op.status, result.headers, result.body
+    if isinstance(result, Response):
+        response = result
+    elif result is None:
+        response = Response(status=status)
+    elif isinstance(result, (bytes, str)) and op.response != "json":
+        response = Response(result, status=status)
+    elif isinstance(result, str):
+        response = Response(result, status=status, mimetype="application/json")
+    else:
+        response = Response(json.dumps(result, ensure_ascii=False, separators=(",", ":")), status=status,
+                            mimetype="application/json")
+    response.headers.update(headers)
+    return response
+
+
+def _handler(sandbox, decl: Provider, op: Operation, service):
+    scheme = decl.schemes.get(op.auth)
+    if op.kind == "page":
+        page = decl.pages[op.name]
+
+        def view(**path):
+            ctx = g.ctx = Ctx(sandbox, decl, op, service, path)
+            return page(ctx, **path)
+        return view
+    method = getattr(service, op.name)
+
+    def view(**path):
+        ctx = g.ctx = Ctx(sandbox, decl, op, service, path)
+        if scheme is not None and not scheme.needs_body:
+            scheme.resolve(ctx)
+        parse_headers(ctx)
+        ctx.query = request.args.to_dict()
+        _validate(sandbox, op, "query", ctx.query)
+        parse_body(ctx)
+        if scheme is not None and scheme.needs_body:
+            scheme.resolve(ctx)
+        return render(op, method(ctx, **path))
+    return view
+
+
+def mount(sandbox, decl: Provider, ops: dict[str, Operation], service, prefix: str) -> Blueprint:
+    """One blueprint for a provider: every route and alias of every operation and page, plus openapi.json."""
+    bp = Blueprint(decl.name, __name__, url_prefix=prefix, template_folder=decl.pages_dir)
+    for name, op in ops.items():
+        view = _handler(sandbox, decl, op, service)
+        routes = list(op.routes)
+        if op.empty_tail:
+            routes += [(m, t) for m, p in op.routes if (t := with_empty_tail(p)) is not None]
+        seen = set()
+        for i, (verb, path) in enumerate(routes):
+            if (verb, path) in seen:
+                continue
+            seen.add((verb, path))
+            defaults = None
+            rule = flask_rule(path, op.slash_params)
+            if i >= len(op.routes):   # the empty-tail variant: the missing parameter arrives as ""
+                last = [p for p in op.routes if with_empty_tail(p[1]) == path][0][1]
+                defaults = {param_name(last[last.rindex("{") + 1:-1]): ""}
+            bp.add_url_rule(rule, endpoint=name if i == 0 else f"{name}__{i}", view_func=view, methods=[verb],
+                            strict_slashes=False, **({"defaults": defaults} if defaults else {}))
+
+    def enter():
+        g.provider = decl.name
+        endpoint = request.endpoint.split(".", 1)[1].split("__")[0] if request.endpoint else None
+        op = ops.get(endpoint)
+        g.op = op
+        g.operation = op.id if op else None
+
+    bp.before_request(enter)
+    return bp
+
+
+# --- installing a provider --------------------------------------------------------------------------------------
+@dataclass
+class Mounted:
+    """A served provider: its declaration, resolved operations, service object and mount points."""
+
+    decl: Provider
+    ops: dict
+    service: object
+    prefix: str
+    pages_prefix: str
+
+    @property
+    def name(self) -> str:
+        return self.decl.name
+
+    @property
+    def scenarios(self) -> list:
+        return self.decl.scenarios
+
+    @property
+    def routes(self) -> dict[str, tuple[str, str, list[str]]]:
+        """short name -> (method, path, aliases) relative to the prefix (pages: to the pages prefix)."""
+        return {name: op.route_table_entry() for name, op in self.ops.items()}
+
+    @property
+    def absolute_routes(self) -> dict[str, tuple[str, str, list[str]]]:
+        """Like ``routes`` but every path from the server root (API prefix or pages prefix)."""
+        out = {}
+        for name, op in self.ops.items():
+            base = self.pages_prefix if op.kind == "page" else self.prefix
+            method, path, aliases = op.route_table_entry()
+            out[name] = (method, base + path,
+                         [f"{a.split(' ', 1)[0]} {base}{a.split(' ', 1)[1]}" if " " in a else base + a for a in aliases])
+        return out
+
+    def fire_webhook(self, tenant: str, body: dict):
+        return getattr(self.service, self.decl.fire_webhook)(tenant, body) if self.decl.fire_webhook else None
+
+    def render_error(self, err, op):
+        return self.decl.render_error(err, op)
+
+
+def install(app, sandbox, decl: Provider, section: dict, catalogue_names: set[str]) -> Mounted:
+    """Build, check and mount one provider; raises StartupError when a declared piece is missing."""
+    from .operations import build_operations, check_startup
+
+    ops = build_operations(decl, section)
+    service = decl.service(sandbox)
+    check_startup(decl, ops, service, sandbox.schemas, sandbox.schemas.root, catalogue_names)
+    prefix, pages_prefix = section["sandbox_prefix"], section.get("pages_prefix") or section["sandbox_prefix"]
+    api_ops = {n: o for n, o in ops.items() if o.kind == "operation" or pages_prefix == prefix}
+    page_ops = {n: o for n, o in ops.items() if n not in api_ops}
+    mounted = Mounted(decl, ops, service, prefix, pages_prefix)
+    bp = mount(sandbox, decl, api_ops, service, prefix)
+    _serve_openapi(bp, mounted)
+    app.register_blueprint(bp)
+    if page_ops:
+        app.register_blueprint(mount(sandbox, decl, page_ops, service, pages_prefix), name=f"{decl.name}_pages")
+    sandbox.providers[decl.name] = mounted
+    return mounted
+
+
+def _serve_openapi(bp: Blueprint, mounted: Mounted) -> None:
+    from .openapi import build_openapi
+
+    cache: dict = {}
+
+    def openapi():
+        if "doc" not in cache:
+            from .context import current_sandbox
+            cache["doc"] = build_openapi(mounted, current_sandbox().schemas)
+        return cache["doc"]
+
+    bp.add_url_rule("/openapi.json", endpoint="openapi", view_func=openapi, methods=["GET"])

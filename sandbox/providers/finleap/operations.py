@@ -1,0 +1,51 @@
+"""finX overlay on the catalogue (finleap.md sections 3-7): auth, scopes and body kinds per operation.
+
+Methods, paths, aliases and statuses live in sandbox/spec/catalogue.yaml only.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...core.operations import Op, Provider
+from ...core.schemes import Basic, Bearer
+from . import errors
+from .data import SCENARIOS
+from .widget import sync_sca_page, widget_page
+from .service import FinleapService
+
+ACCOUNTS, BALANCE, TRANSACTIONS = "accounts=ro", "balance=ro", "transactions=ro"   # finleap.md s.3 scopes
+
+PROVIDER = Provider(
+    name="finleap",
+    title="finleap connect finX",
+    service=FinleapService,
+    render_error=errors.render,
+    # Basic with the client id/secret on /onetime/* and /auth/token, Bearer user tokens on /rest/* (s.3)
+    schemes={"basic": Basic("Invalid client credentials."), "bearer": Bearer()},
+    default=Op(auth="bearer"),
+    operations={
+        "create_income_report_link": Op(auth="basic", body="json"),
+        "create_account_verification_link": Op(auth="basic", body="json"),
+        "create_token": Op(auth="basic", body="json_or_form"),   # OAuth clients post forms, nrich SDKs JSON
+        "get_income_report": Op(),
+        "get_account_verification_report": Op(),
+        "list_accounts": Op(scope=ACCOUNTS),
+        "get_account": Op(scope=ACCOUNTS),
+        "get_account_balance": Op(scope=BALANCE),
+        "list_transactions": Op(scope=TRANSACTIONS),
+        "get_transaction": Op(scope=TRANSACTIONS),
+        "list_notifications": Op(),
+        "create_notification": Op(body="json"),
+        "get_notification": Op(),
+        "update_notification": Op(body="json"),
+        "delete_notification": Op(),
+        "list_accesses": Op(scope=ACCOUNTS),
+        "get_access": Op(scope=ACCOUNTS),
+        "create_sync": Op(scope=ACCOUNTS, body="json"),
+        "get_sync": Op(scope=ACCOUNTS),
+    },
+    pages={"widget": widget_page, "sync_sca": sync_sca_page},
+    pages_dir=str(Path(__file__).with_name("pages")),
+    scenarios=SCENARIOS,
+    fire_webhook="fire_webhook",
+)
