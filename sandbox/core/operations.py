@@ -187,10 +187,14 @@ def check_startup(decl: Provider, ops: dict[str, Operation], service, registry, 
         if rel == "error.json" or rel.startswith("defs/"):
             continue
         stem, _, part = rel[: -len(".json")].rpartition(".")
-        if part not in SCHEMA_PARTS or stem not in ops or ops[stem].kind == "page":
-            why = ("names no served operation" if stem in catalogue_names else "names no operation")
-            problems.append(f"schemas/{decl.name}/{rel}: {why} (expected <operation>.{{{','.join(SCHEMA_PARTS)}}}"
-                            f".json for an operation in providers/{decl.name}/operations.py, error.json or defs/*)")
+        if part not in SCHEMA_PARTS:
+            why = f"'{part}' is no schema part"
+        elif stem not in ops or ops[stem].kind == "page":
+            why = "names no served operation" if stem in catalogue_names else "names no operation"
+        else:
+            continue
+        problems.append(f"schemas/{decl.name}/{rel}: {why} (expected <operation>.{{{','.join(SCHEMA_PARTS)}}}"
+                        f".json for an operation in providers/{decl.name}/operations.py, error.json or defs/*)")
     if problems:
         raise StartupError("provider-sandbox cannot start:\n  " + "\n  ".join(problems))
 

@@ -2,6 +2,7 @@
 
 Values are JSON documents. Backends: SQLite (default; embedded, file-backed, WAL, safe across gunicorn workers
 and restarts), memory (unit tests) and Redis (several instances sharing one state). All pass tests/test_store.py.
+Keys order by code point (= UTF-8 byte order, which SQLite and Redis compare); ``page`` walks them with a keyset cursor.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import random
 import sqlite3
 import threading
 import time
+from bisect import bisect_left, bisect_right
 from typing import Callable, Protocol
 
 
@@ -25,12 +27,42 @@ class Store(Protocol):
     def update(self, tenant: str, coll: str, key: str, fn: Callable[[dict | None], dict | None]) -> dict | None: ...
     def incr(self, tenant: str, coll: str, key: str, by: int = 1) -> int: ...
     def trim(self, tenant: str, coll: str, keep: int) -> int: ...
+    def page(self, tenant: str, coll: str, *, prefix: str = "", after: str | None = None, limit: int = 100,
+             reverse: bool = False) -> tuple[list[tuple[str, dict]], str | None]: ...
+    def count(self, tenant: str, coll: str, prefix: str = "") -> int: ...
     def clear(self, tenant: str | None = None) -> None: ...
     def tenants(self) -> list[str]: ...
 
 
 def _dump(value: dict) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (None: no upper bound).
+
+    Range scans use ``prefix <= key < prefix_end(prefix)``: exact for every key, unlike ``prefix + U+10FFFF``.
+    """
+    stripped = prefix.rstrip("\U0010ffff")
+    if not stripped:
+        return None
+    nxt = ord(stripped[-1]) + 1
+    if 0xD800 <= nxt <= 0xDFFF:  # surrogates cannot be stored as UTF-8: skip to the next encodable code point
+        nxt = 0xE000
+    return stripped[:-1] + chr(nxt)
+
+
+def _check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"page limit must be a positive integer, not {limit!r}")
+
+
+def _cut(rows: list, limit: int) -> tuple[list, str | None]:
+    """``rows`` holds up to limit + 1 items: the extra one only proves there is a next page."""
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, rows[-1][0]
+    return rows, None
 
 
 class MemoryStore:
@@ -68,10 +100,33 @@ class MemoryStore:
 
     def list(self, tenant, coll, prefix="", limit=None, reverse=False):
         with self._lock:
-            items = sorted((k, v) for k, v in self._data.get((tenant, coll), {}).items() if k.startswith(prefix))
+            items = self._data.get((tenant, coll), {})
+            items = [(k, items[k]) for k in self._range(tenant, coll, prefix)]
         if reverse:
             items.reverse()
         return [(k, json.loads(v)) for k, v in items[:limit]]
+
+    def _range(self, tenant, coll, prefix) -> list[str]:
+        """The sorted keys starting with ``prefix`` (call with the lock held)."""
+        keys = sorted(self._data.get((tenant, coll), {}))
+        end = prefix_end(prefix)
+        return keys[bisect_left(keys, prefix): len(keys) if end is None else bisect_left(keys, end)]
+
+    def page(self, tenant, coll, *, prefix="", after=None, limit=100, reverse=False):
+        _check_limit(limit)
+        with self._lock:
+            keys = self._range(tenant, coll, prefix)
+            if reverse:
+                keys = keys[: len(keys) if after is None else bisect_left(keys, after)][::-1]
+            else:
+                keys = keys[0 if after is None else bisect_right(keys, after):]
+            items = self._data[(tenant, coll)] if keys else {}
+            rows = [(k, json.loads(items[k])) for k in keys[: limit + 1]]
+        return _cut(rows, limit)
+
+    def count(self, tenant, coll, prefix=""):
+        with self._lock:
+            return len(self._range(tenant, coll, prefix))
 
     def update(self, tenant, coll, key, fn):
         with self._lock:
@@ -174,17 +229,39 @@ class SQLiteStore:
         return self._exec("DELETE FROM kv WHERE tenant=? AND coll=? AND key=?", (tenant, coll, key)).rowcount > 0
 
     def list(self, tenant, coll, prefix="", limit=None, reverse=False):
-        sql = "SELECT key, value FROM kv WHERE tenant=? AND coll=?"
-        args: list = [tenant, coll]
-        if prefix:
-            # keys are compared as text; prefix || char(0x10FFFF) bounds the range without LIKE escaping issues
-            sql += " AND key >= ? AND key < ?"
-            args += [prefix, prefix + "\U0010ffff"]
-        sql += " ORDER BY key" + (" DESC" if reverse else "")
+        sql, args = self._where(tenant, coll, prefix)
+        sql = "SELECT key, value FROM kv" + sql + " ORDER BY key" + (" DESC" if reverse else "")
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
         return [(k, json.loads(v)) for k, v in self._exec(sql, args).fetchall()]
+
+    @staticmethod
+    def _where(tenant, coll, prefix, after=None, reverse=False) -> tuple[str, list]:
+        """A WHERE clause that is a range on the primary key (tenant, coll, key): an index seek, never a scan."""
+        sql, args = " WHERE tenant=? AND coll=?", [tenant, coll]
+        if prefix:  # keys compare as text (BINARY: UTF-8 bytes); a range avoids LIKE and its escaping
+            sql += " AND key >= ?"
+            args.append(prefix)
+        end = prefix_end(prefix)
+        if end is not None:
+            sql += " AND key < ?"
+            args.append(end)
+        if after is not None:
+            sql += " AND key < ?" if reverse else " AND key > ?"
+            args.append(after)
+        return sql, args
+
+    def page(self, tenant, coll, *, prefix="", after=None, limit=100, reverse=False):
+        _check_limit(limit)
+        sql, args = self._where(tenant, coll, prefix, after, reverse)
+        sql = "SELECT key, value FROM kv" + sql + " ORDER BY key" + (" DESC" if reverse else "") + " LIMIT ?"
+        rows = self._exec(sql, args + [limit + 1]).fetchall()
+        return _cut([(k, json.loads(v)) for k, v in rows], limit)
+
+    def count(self, tenant, coll, prefix=""):
+        sql, args = self._where(tenant, coll, prefix)
+        return self._exec("SELECT count(*) FROM kv" + sql, args).fetchone()[0]
 
     def update(self, tenant, coll, key, fn):
         conn = self._conn()
@@ -230,7 +307,22 @@ class SQLiteStore:
 class RedisStore:
     """Redis backend for several sandbox instances sharing one state: a hash per (tenant, collection).
 
-    Ordered listing sorts the hash keys client-side; update() uses WATCH/MULTI optimistic transactions.
+    Beside each hash a sorted set (every score 0, so members order lexicographically by UTF-8 bytes) indexes its
+    keys: ordered listing and paging read ranges of it (ZRANGEBYLEX) instead of loading the hash. Every write keeps
+    both in one MULTI; update() uses WATCH/MULTI optimistic transactions. An index missing beside a non-empty hash
+    (state written before the index existed) is rebuilt on first use.
+    """
+
+    # atomically rebuild the index KEYS[2] from the hash KEYS[1]
+    _REINDEX = """
+    redis.call('DEL', KEYS[2])
+    local keys = redis.call('HKEYS', KEYS[1])
+    for i = 1, #keys, 500 do
+      local args = {}
+      for j = i, math.min(i + 499, #keys) do args[#args + 1] = 0; args[#args + 1] = keys[j] end
+      redis.call('ZADD', KEYS[2], unpack(args))
+    end
+    return #keys
     """
 
     def __init__(self, url: str, namespace: str = "sandbox"):
@@ -239,9 +331,17 @@ class RedisStore:
         self.r = redis.Redis.from_url(url, decode_responses=True)
         self.ns = namespace
         self.r.ping()
+        self._reindex = self.r.register_script(self._REINDEX)
 
     def _h(self, tenant, coll):
         return f"{self.ns}:{tenant}:{coll}"
+
+    def _z(self, tenant, coll):
+        return f"{self.ns}#idx:{tenant}:{coll}"  # "#" after the namespace: never a hash name ("{ns}:...")
+
+    def _register(self, pipe, tenant, coll):
+        pipe.sadd(f"{self.ns}:tenants", tenant)
+        pipe.sadd(f"{self.ns}:colls:{tenant}", coll)
 
     def get(self, tenant, coll, key):
         raw = self.r.hget(self._h(tenant, coll), key)
@@ -253,30 +353,89 @@ class RedisStore:
     def put(self, tenant, coll, key, value):
         pipe = self.r.pipeline()
         pipe.hset(self._h(tenant, coll), key, _dump(value))
-        pipe.sadd(f"{self.ns}:tenants", tenant)
-        pipe.sadd(f"{self.ns}:colls:{tenant}", coll)
+        pipe.zadd(self._z(tenant, coll), {key: 0})
+        self._register(pipe, tenant, coll)
         pipe.execute()
 
     def add(self, tenant, coll, key, value):
-        added = self.r.hsetnx(self._h(tenant, coll), key, _dump(value))
-        if added:
-            self.r.sadd(f"{self.ns}:tenants", tenant)
-            self.r.sadd(f"{self.ns}:colls:{tenant}", coll)
-        return bool(added)
+        pipe = self.r.pipeline()
+        pipe.hsetnx(self._h(tenant, coll), key, _dump(value))
+        pipe.zadd(self._z(tenant, coll), {key: 0})  # idempotent: the key is in the hash either way
+        self._register(pipe, tenant, coll)
+        return bool(pipe.execute()[0])
 
     def delete(self, tenant, coll, key):
-        return bool(self.r.hdel(self._h(tenant, coll), key))
+        pipe = self.r.pipeline()
+        pipe.hdel(self._h(tenant, coll), key)
+        pipe.zrem(self._z(tenant, coll), key)
+        return bool(pipe.execute()[0])
+
+    @staticmethod
+    def _bounds(prefix, after, reverse) -> tuple[str, str]:
+        """(min, max) ZRANGEBYLEX bounds for keys starting with ``prefix`` and beyond ``after``."""
+        end = prefix_end(prefix)
+        low = "[" + prefix if prefix else "-"
+        high = "+" if end is None else "(" + end
+        if after is not None:
+            if reverse and (end is None or after < end):
+                high = "(" + after
+            elif not reverse and after >= prefix:
+                low = "(" + after
+        return low, high
+
+    def _indexed(self, tenant, coll, command):
+        """Run ``command(pipe)`` on the index in one MULTI with a size check; an index that disagrees with its hash
+        (written by a version without the index) is rebuilt atomically and the command run again."""
+        h, z = self._h(tenant, coll), self._z(tenant, coll)
+        pipe = self.r.pipeline()
+        command(pipe)
+        pipe.zcard(z)
+        pipe.hlen(h)
+        result, indexed, stored = pipe.execute()
+        if indexed != stored:
+            self._reindex(keys=[h, z])
+            pipe = self.r.pipeline()
+            command(pipe)
+            result = pipe.execute()[0]
+        return result
+
+    def _rows(self, tenant, coll, keys):
+        if not keys:
+            return []
+        values = self.r.hmget(self._h(tenant, coll), keys)
+        return [(k, json.loads(v)) for k, v in zip(keys, values) if v is not None]  # None: deleted meanwhile
 
     def list(self, tenant, coll, prefix="", limit=None, reverse=False):
-        items = sorted((k, v) for k, v in self.r.hgetall(self._h(tenant, coll)).items() if k.startswith(prefix))
+        low, high = self._bounds(prefix, None, reverse)
+        z, num = self._z(tenant, coll), -1 if limit is None else limit
         if reverse:
-            items.reverse()
-        return [(k, json.loads(v)) for k, v in items[:limit]]
+            keys = self._indexed(tenant, coll, lambda p: p.zrevrangebylex(z, high, low, 0, num))
+        else:
+            keys = self._indexed(tenant, coll, lambda p: p.zrangebylex(z, low, high, 0, num))
+        return self._rows(tenant, coll, keys)
+
+    def page(self, tenant, coll, *, prefix="", after=None, limit=100, reverse=False):
+        _check_limit(limit)
+        low, high = self._bounds(prefix, after, reverse)
+        z = self._z(tenant, coll)
+        if reverse:
+            keys = self._indexed(tenant, coll, lambda p: p.zrevrangebylex(z, high, low, 0, limit + 1))
+        else:
+            keys = self._indexed(tenant, coll, lambda p: p.zrangebylex(z, low, high, 0, limit + 1))
+        # decide "more" on the keys: a value deleted between the two reads shortens the page, not the walk
+        more = len(keys) > limit
+        keys = keys[:limit]
+        return self._rows(tenant, coll, keys), (keys[-1] if more else None)
+
+    def count(self, tenant, coll, prefix=""):
+        low, high = self._bounds(prefix, None, False)
+        z = self._z(tenant, coll)
+        return self._indexed(tenant, coll, lambda p: p.zlexcount(z, low, high))
 
     def update(self, tenant, coll, key, fn):
         import redis
 
-        name = self._h(tenant, coll)
+        name, index = self._h(tenant, coll), self._z(tenant, coll)
         while True:
             with self.r.pipeline() as pipe:
                 try:
@@ -286,10 +445,11 @@ class RedisStore:
                     pipe.multi()
                     if new is None:
                         pipe.hdel(name, key)
+                        pipe.zrem(index, key)
                     else:
                         pipe.hset(name, key, _dump(new))
-                        pipe.sadd(f"{self.ns}:tenants", tenant)
-                        pipe.sadd(f"{self.ns}:colls:{tenant}", coll)
+                        pipe.zadd(index, {key: 0})
+                        self._register(pipe, tenant, coll)
                     pipe.execute()
                     return new
                 except redis.WatchError:
@@ -299,18 +459,20 @@ class RedisStore:
         return self.update(tenant, coll, key, lambda old: {"n": (old or {"n": 0})["n"] + by})["n"]
 
     def trim(self, tenant, coll, keep):
-        name = self._h(tenant, coll)
-        keys = sorted(self.r.hkeys(name))
-        drop = keys[: max(0, len(keys) - keep)]
+        z = self._z(tenant, coll)
+        drop = self._indexed(tenant, coll, lambda p: p.zrange(z, 0, -(max(keep, 0) + 1)))  # all but the newest ``keep``
         if drop:
-            self.r.hdel(name, *drop)
+            pipe = self.r.pipeline()
+            pipe.hdel(self._h(tenant, coll), *drop)
+            pipe.zrem(z, *drop)
+            pipe.execute()
         return len(drop)
 
     def clear(self, tenant=None):
         tenants = [tenant] if tenant else list(self.r.smembers(f"{self.ns}:tenants"))
         for t in tenants:
             colls = self.r.smembers(f"{self.ns}:colls:{t}")
-            names = [self._h(t, c) for c in colls]
+            names = [n for c in colls for n in (self._h(t, c), self._z(t, c))]
             if names:
                 self.r.delete(*names)
             self.r.delete(f"{self.ns}:colls:{t}")

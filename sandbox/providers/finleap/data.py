@@ -109,6 +109,13 @@ def figo_id(prefix: str, *parts) -> str:
     return f"{prefix}{rng.randrange(10**6, 10**7)}.{rng.randrange(1, 100)}"
 
 
+def transaction_id(account_id: str, serial: str) -> str:
+    """A figo-style transaction id unique by construction within its account: the account's digits, then a
+    serial (the ledger's per-account sequence, or a sync's own serial), e.g. ``T12345678.42``. Random ids in
+    the same short space collided (two transactions of one account sharing an id)."""
+    return f"T{re.sub(r'[^0-9]', '', account_id)}.{serial}"
+
+
 def _stamp(d: date) -> str:
     return datetime.combine(d, time(6, 0), tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
 
@@ -135,7 +142,7 @@ def render_transaction(t, account_id: str, flow_id: str, sync_id: str | None = N
     """A finX Transaction for a ledger transaction (amount signed, negative = debit; money as a JSON number)."""
     category_id = LEDGER_CATEGORY[t.category]
     return {
-        "transaction_id": figo_id("T", flow_id, t.id), "account_id": account_id, "name": t.counterparty,
+        "transaction_id": transaction_id(account_id, str(int(t.id.rsplit("-", 1)[1]))), "account_id": account_id, "name": t.counterparty,
         "account_number": None, "bank_code": None, "bank_name": None, "amount": float(t.amount),
         "currency": t.currency, "booking_date": t.booking_date.isoformat(), "value_date": t.value_date.isoformat(),
         "purpose": t.description, "type": TRANSACTION_TYPES.get(t.category, "Transfer"),

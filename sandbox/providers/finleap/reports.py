@@ -3,6 +3,7 @@ verification report with its name ``affinity``.
 
 All money is summed as Decimal cents; rendered totals therefore add up exactly:
 disposable.total = income.total - sum(regular group totals), discretionary.total = disposable.total - sum(variable).
+Months, monthly sums and stream grouping are the shared ledger analytics (sandbox/ledger/analytics.py).
 """
 from __future__ import annotations
 
@@ -12,6 +13,15 @@ from collections import defaultdict
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from ...ledger.analytics import (
+    Booking,
+    Month,
+    add_months,
+    first_of_month,
+    group_streams,
+    monthly_sums,
+    months_between,
+)
 from .data import CATEGORIES, category_kind
 
 CENT = Decimal("0.01")
@@ -22,37 +32,16 @@ REGULAR_KINDS = {"regular", "fee"}
 VARIABLE_KINDS = {"variable"}
 INCOME_KINDS = {"income"}
 
-Month = tuple[int, int]
-
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-def _first_of_month(d: date) -> date:
-    return d.replace(day=1)
-
-
-def _add_months(d: date, n: int) -> date:
-    """First day of the month ``n`` months after ``d``'s month."""
-    index = d.year * 12 + (d.month - 1) + n
-    return date(index // 12, index % 12 + 1, 1)
-
 
 def report_window(today: date, period: int) -> tuple[date, date]:
     """The ``period`` complete calendar months before ``today``'s month: (first day, last day), finleap.md s.5
     (docs href example: today in 2025-06, period 12 -> since=2024-06-01, until=2025-05-31)."""
     if period < 1:
         raise ValueError("period must be >= 1")
-    this_month = _first_of_month(today)
-    return _add_months(this_month, -period), this_month - timedelta(days=1)
-
-
-def _months(since: date, until: date) -> list[Month]:
-    """Every calendar month touched by [since, until], oldest first."""
-    months, cursor = [], _first_of_month(since)
-    while cursor <= until:
-        months.append((cursor.year, cursor.month))
-        cursor = _add_months(cursor, 1)
-    return months
+    this_month = first_of_month(today)
+    return add_months(this_month, -period), this_month - timedelta(days=1)
 
 
 def _money(value: Decimal) -> float:
@@ -80,17 +69,10 @@ def _booking_day(t: dict) -> date | None:
         return None
 
 
-class _Entry:
-    """One report-relevant booking: category, payment partner, day and the (positive) reported amount."""
-    __slots__ = ("category", "partner", "day", "amount")
-
-    def __init__(self, category: int, partner: str, day: date, amount: Decimal):
-        self.category, self.partner, self.day, self.amount = category, partner, day, amount
-
-
-def _classify(transactions: list[dict], since: date, until: date) -> dict[str, list[_Entry]]:
-    """Split booked transactions in [since, until] into income / regular / variable entries (finleap.md s.5)."""
-    out: dict[str, list[_Entry]] = {"income": [], "regular": [], "variable": []}
+def _classify(transactions: list[dict], since: date, until: date) -> dict[str, list[Booking]]:
+    """Split booked transactions in [since, until] into income / regular / variable entries (finleap.md s.5):
+    Bookings with the finX category id and the (positive) reported amount."""
+    out: dict[str, list[Booking]] = {"income": [], "regular": [], "variable": []}
     for t in transactions:
         # only booked transactions inside the window; a missing ``booked`` flag counts as booked (sandbox decision)
         if not t.get("booked", True):
@@ -107,64 +89,47 @@ def _classify(transactions: list[dict], since: date, until: date) -> dict[str, l
         kind, amount = category_kind(category), _cents(t.get("amount") or 0)
         partner = t.get("name") or ""
         if kind in INCOME_KINDS and amount > 0:
-            out["income"].append(_Entry(category, partner, day, amount))
+            out["income"].append(Booking(day, amount, category, partner))
         elif kind in REGULAR_KINDS and amount < 0:
-            out["regular"].append(_Entry(category, partner, day, -amount))
+            out["regular"].append(Booking(day, -amount, category, partner))
         elif kind in VARIABLE_KINDS and amount < 0:
-            out["variable"].append(_Entry(category, partner, day, -amount))
+            out["variable"].append(Booking(day, -amount, category, partner))
         # transfers (card settlement, savings, investments) are ignored: card purchases are counted on the card
     return out
 
 
-def _monthly(entries: list[_Entry], months: list[Month]) -> dict[Month, Decimal]:
-    sums = {m: ZERO for m in months}
-    for e in entries:
-        sums[(e.day.year, e.day.month)] += e.amount
-    return sums
-
-
-def _total(entries: list[_Entry]) -> Decimal:
+def _total(entries: list[Booking]) -> Decimal:
     return sum((e.amount for e in entries), ZERO)
 
 
-def _summary(entries: list[_Entry], months: list[Month]) -> dict:
+def _summary(entries: list[Booking], months: list[Month]) -> dict:
     """``{total, low, high, average, count}``: low/high over monthly sums, an empty month counting 0 (s.5)."""
-    monthly = list(_monthly(entries, months).values())
+    monthly = list(monthly_sums(entries, months).values())
     total = _total(entries)
     return {"total": _money(total), "low": _money(min(monthly)), "high": _money(max(monthly)),
             "average": _money(total / len(months)), "count": len(entries)}
 
 
-def _streams(entries: list[_Entry]) -> list[tuple[Decimal, int, str, list[_Entry]]]:
-    """Streams (finleap.md s.5: same category and payment partner), sorted by total desc, partner, category."""
-    groups: dict[tuple[int, str], list[_Entry]] = defaultdict(list)
-    for e in entries:
-        groups[(e.category, e.partner)].append(e)
-    ranked = [(_total(es), cat, partner, es) for (cat, partner), es in groups.items()]
-    ranked.sort(key=lambda r: (-r[0], r[2], r[1]))
-    return ranked
+def _stream_object(stream) -> dict:
+    """A finX stream (finleap.md s.5: same category and payment partner) from a shared-analytics Stream."""
+    return {"category": {"id": stream.category, "name": CATEGORIES[stream.category][0]},
+            "first_booked_on": stream.first.isoformat(), "last_booked_on": stream.last.isoformat()}
 
 
-def _stream_object(category: int, entries: list[_Entry]) -> dict:
-    days = [e.day for e in entries]
-    return {"category": {"id": category, "name": CATEGORIES[category][0]},
-            "first_booked_on": min(days).isoformat(), "last_booked_on": max(days).isoformat()}
-
-
-def _expense_groups(entries: list[_Entry], months: list[Month]) -> list[dict]:
+def _expense_groups(entries: list[Booking], months: list[Month]) -> list[dict]:
     """One group per category (a stream family), each with its own summary; groups sorted by total desc, id."""
-    by_category: dict[int, list[_Entry]] = defaultdict(list)
+    by_category: dict[int, list[Booking]] = defaultdict(list)
     for e in entries:
         by_category[e.category].append(e)
     ordered = sorted(by_category.items(), key=lambda kv: (-_total(kv[1]), kv[0]))
-    return [{"summary": _summary(es, months),
-             "streams": [_stream_object(cat, s) for _, cat, _, s in _streams(es)]}
+    # streams are ranked by total desc, payment partner, category (group_streams)
+    return [{"summary": _summary(es, months), "streams": [_stream_object(s) for s in group_streams(es)]}
             for cat, es in ordered]
 
 
-def _difference(income: list[_Entry], minus: list[_Entry], months: list[Month], income_total: Decimal) -> dict:
+def _difference(income: list[Booking], minus: list[Booking], months: list[Month], income_total: Decimal) -> dict:
     """disposable / discretionary income (s.5): totals subtract, low/high over monthly differences."""
-    inc, out = _monthly(income, months), _monthly(minus, months)
+    inc, out = monthly_sums(income, months), monthly_sums(minus, months)
     diffs = [inc[m] - out[m] for m in months]
     total = _total(income) - _total(minus)
     return {"total": _money(total), "low": _money(min(diffs)), "high": _money(max(diffs)),
@@ -178,7 +143,7 @@ def build_income_report(transactions: list[dict], since: date, until: date, href
     """
     if until < since:
         raise ValueError("until must not be before since")
-    months = _months(since, until)
+    months = months_between(since, until)
     parts = _classify(transactions, since, until)
     income, regular, variable = parts["income"], parts["regular"], parts["variable"]
 
@@ -188,17 +153,14 @@ def build_income_report(transactions: list[dict], since: date, until: date, href
     cats = sorted({e.category for e in income}) or sorted(c for c, v in CATEGORIES.items() if v[2] in INCOME_KINDS)
     href = (f"{href_base.rstrip('/')}/rest/transactions?categories={','.join(map(str, cats))}"
             f"&since={since.isoformat()}&until={until.isoformat()}")
-    ranked = _streams(income)
-    primary = None
-    if ranked:
-        _, cat, partner, es = ranked[0]
-        primary = {**_stream_object(cat, es), "payment_partner": partner}
+    ranked = group_streams(income)
+    primary = {**_stream_object(ranked[0]), "payment_partner": ranked[0].counterparty} if ranked else None
 
     return {
         "period": len(months),
         "income": {
             "summary": {**_summary(income, months), "href": href},
-            "streams": [_stream_object(cat, es) for _, cat, _, es in ranked],
+            "streams": [_stream_object(s) for s in ranked],
             "primary": primary,
         },
         "regular_expenses": _expense_groups(regular, months),

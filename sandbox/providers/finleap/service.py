@@ -533,7 +533,8 @@ class FinleapService:
             rendered = []
             for n, t in enumerate(fresh):
                 item = data.render_transaction(t, account_id, access["flow_id"], sync_id)
-                item["transaction_id"] = data.figo_id("T", access["flow_id"], sync_id, account_id, n)
+                # a regenerated ledger renumbers its bookings: sync additions get the sync's own serials
+                item["transaction_id"] = data.transaction_id(account_id, f"{data.figo_id('S', sync_id)[1:8]}{n:04d}")
                 rendered.append(item)
             balance = Decimal(account["balance_value"]) + sum((t.amount for t in fresh), Decimal(0))
             self.sb.store.update(tenant, _TXNS, account_id, lambda d: {"items": (d or {"items": []})["items"] + rendered})

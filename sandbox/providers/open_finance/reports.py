@@ -3,7 +3,8 @@
 Every figure is derived from the same transactions the data API serves, with Decimal arithmetic, so the report's
 totals equal their parts: net = income - expenses, loansTotal = sum(loans[].balance) by category,
 totalSavings = sum(savings[].amount), totalSecuritiesValue = sum(securities[].totalValue), and per card and month
-sum(creditCardOutcomesByCat) = creditCardOutcomes.
+sum(creditCardOutcomesByCat) = creditCardOutcomes. Months, monthly income/expense and daily balances are the
+shared ledger analytics (sandbox/ledger/analytics.py).
 """
 from __future__ import annotations
 
@@ -11,6 +12,16 @@ from collections import defaultdict
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from ...ledger.analytics import (
+    Booking,
+    account_bookings,
+    balance_history,
+    first_of_month,
+    kind_of,
+    month_label,
+    monthly_totals,
+    months_between,
+)
 from ...ledger.models import Ledger
 from .data import CATEGORIES, REGULAR_INCOME, provider_id, split_bban
 
@@ -33,11 +44,15 @@ def _months(ledgers: list[Ledger], today: date) -> list[str]:
     """The report's months: from the first booking month to the current month, newest first."""
     starts = [t.booking_date for lg in ledgers for a in lg.accounts for t in a.transactions]
     first = min(starts) if starts else today
-    months, cursor = [], date(today.year, today.month, 1)
-    while cursor >= date(first.year, first.month, 1):
-        months.append(_ym(cursor))
-        cursor = (cursor - timedelta(days=1)).replace(day=1)
-    return months
+    return [month_label(m) for m in reversed(months_between(first_of_month(first), today))]
+
+
+def _is_income(b: Booking) -> bool:
+    return b.amount > 0 and kind_of(b.category) == "income"
+
+
+def _is_expense(b: Booking) -> bool:
+    return b.amount < 0 and b.category not in NOT_EXPENSE
 
 
 def build_financial_report(ledgers: list[Ledger], customer_id: str, today: date) -> dict:
@@ -51,20 +66,21 @@ def build_financial_report(ledgers: list[Ledger], customer_id: str, today: date)
     owner = ledgers[0].owner_name if ledgers else ""
 
     # --- checking: monthly income / expense / closing balance -------------------------------------------------
-    income, expense = defaultdict(Decimal), defaultdict(Decimal)
+    # every booking month counts (not only the report's): a source seen only later is still listed, as before
+    totals = monthly_totals(account_bookings(checking), is_income=_is_income, is_expense=_is_expense)
+    income = defaultdict(Decimal, {month_label(m): v for m, v in totals.income.items()})
+    expense = defaultdict(Decimal, {month_label(m): v for m, v in totals.expense.items()})
     regular = defaultdict(lambda: defaultdict(Decimal))
+    for category, by_month in totals.income_by_category.items():
+        if category in REGULAR_INCOME:
+            for m, amount in by_month.items():
+                regular[REGULAR_INCOME[category]][month_label(m)] += amount
     fees = defaultdict(lambda: defaultdict(Decimal))
     closing: dict[str, Decimal] = {}
     for account in checking:
         balance_by_month = {}
         for t in account.transactions:
             month = _ym(t.booking_date)
-            if t.amount > 0 and t.kind == "income":
-                income[month] += t.amount
-                if t.category in REGULAR_INCOME:
-                    regular[REGULAR_INCOME[t.category]][month] += t.amount
-            elif t.amount < 0 and t.category not in NOT_EXPENSE:
-                expense[month] -= t.amount
             if t.category == "fees":
                 fees[account.id][month] -= t.amount
             balance_by_month[month] = t.balance_after
@@ -89,18 +105,12 @@ def build_financial_report(ledgers: list[Ledger], customer_id: str, today: date)
     }
 
     # --- daily balances of the last 30 days (all checking accounts together) ----------------------------------
-    balances_per_days = []
-    for offset in range(29, -1, -1):
-        day = today - timedelta(days=offset)
-        total = Decimal(0)
-        for account in checking:
-            bal = account.opening_balance
-            for t in account.transactions:
-                if t.booking_date > day:
-                    break
-                bal = t.balance_after
-            total += bal
-        balances_per_days.append({"date": day.isoformat(), "balance": money(total)})
+    daily: dict[date, Decimal] = defaultdict(Decimal)
+    for account in checking:  # end-of-day balances rolled back from the current balance (ledger: balance = sum)
+        for day, balance in balance_history(account.balance, account.transactions, today - timedelta(days=29), today):
+            daily[day] += balance
+    balances_per_days = [{"date": (today - timedelta(days=offset)).isoformat(),
+                          "balance": money(daily[today - timedelta(days=offset)])} for offset in range(29, -1, -1)]
 
     # --- cards ------------------------------------------------------------------------------------------------
     card_outcomes, card_by_cat, card_fees = [], [], []
