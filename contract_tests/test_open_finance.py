@@ -389,3 +389,13 @@ class ReportJobLifecycle(RuleBasedStateMachine):
 
 TestReportJobLifecycle = pytest.mark.control(ReportJobLifecycle.TestCase)
 ReportJobLifecycle.TestCase.settings = settings(max_examples=25, stateful_step_count=15, deadline=None)
+
+
+@pytest.mark.control
+def test_a_user_id_with_a_separator_never_reaches_another_users_data(of):
+    """Store keys are built from user ids: ``carol`` must not see the connection of ``carol|x`` (or the like)."""
+    for other in ("carol|x", "carol\x1fx", "carol%1Fx", "carol/x"):
+        status_in(create_report(of, token(of, user_id=other), customer_id="043510023"), 200)   # ACTIVE data
+    carol = token(of, user_id="carol")
+    job = create_report(of, carol, customer_id="050299338")   # a REJECTED psuId: carol has no data of her own
+    provider_error(job, 400, {"message": "No active connections found", "code": "INVALID_REQUEST"})

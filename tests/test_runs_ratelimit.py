@@ -244,7 +244,9 @@ def test_only_the_last_runs_are_kept_but_never_the_served_results(store):
         w.runs.get("t", "dummy", later[0]["id"])  # pruned
     for run in later[1:]:
         assert w.runs.get("t", "dummy", run["id"])["status"] == "in_progress"
-    w.jobs.complete("t", later[0]["job_id"])  # a pruned run finishing computes nothing
+    assert w.jobs.peek("t", later[0]["job_id"]) is None   # a pruned run leaves no job to finish or list
+    with pytest.raises(NotFound):
+        w.jobs.complete("t", later[0]["job_id"])
     for run in later[1:]:
         w.jobs.complete("t", run["job_id"])
     assert [c[2] for c in w.calls] == [first["id"], later[1]["id"], later[2]["id"]]

@@ -15,10 +15,13 @@ from .journal import Journal
 from .store import open_store
 from .signing import Signer
 from .flows import Flows
+from .ratelimit import RateLimiter
+from .runs import Runs
 from .validation import SchemaRegistry
 from .webhooks import Webhooks, http_sender
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"
+TENANT_SEP = "/"   # nested tenants: "<client tenant>/<quoted sub-tenant>"
 _SCHEMAS: SchemaRegistry | None = None
 
 
@@ -60,8 +63,15 @@ class Sandbox:
         self.webhooks = Webhooks(self.store, self.clock, self.ids, webhook_sender or http_sender)
         self.signer = Signer(self.seed.get)
         self.flows = Flows(self.store, self.clock, self.ids, self.signer)
+        self.runs = Runs(self.store, self.jobs, self.clock, self.ids)
+        self.limits = RateLimiter(self.store, self.clock)
         self.schemas = schemas()
         self.providers: dict[str, object] = {}   # name -> ProviderSpec (filled by each provider's init_app)
+
+    def collection(self, tenant: str, name: str, **options):
+        """A core Collection of ``name`` in ``tenant`` (load-or-404, create, patch, delete, paged lists)."""
+        from .collections import Collection
+        return Collection(self.store, self.ids, self.clock, tenant, name, **options)
 
     def reset(self, tenant: str | None = None) -> None:
         """Forget all state (keeping the configured seed), or one tenant's state and tokens."""
@@ -71,10 +81,13 @@ class Sandbox:
             if seed:
                 self.store.put(GLOBAL, "config", "seed", seed)
         else:
-            self.store.clear(tenant)
-            self.auth.forget_tenant(tenant)
-            self.jobs.forget_tenant(tenant)
-            self.clock.reset(tenant)
+            # a client's tenant and every sub-tenant nested in it (finoOS TenantID, core/dispatch.py)
+            nested = [t for t in self.store.tenants() if t.startswith(tenant + TENANT_SEP)]
+            for name in [tenant, *nested]:
+                self.store.clear(name)
+                self.auth.forget_tenant(name)
+                self.jobs.forget_tenant(name)
+                self.clock.reset(name)
 
 
     def tick(self) -> dict:

@@ -17,7 +17,7 @@ from .errors import BadRequest, MalformedBody, UnsupportedMediaType, ValidationF
 from .operations import Operation, Provider, flask_rule, param_name, with_empty_tail
 from .validation import schema_id
 
-TENANT_SEP = "/"   # nested tenants: "<client tenant>/<quoted sub-tenant>" (finoOS TenantID header)
+from .context import TENANT_SEP   # nested tenants: "<client tenant>/<quoted sub-tenant>" (finoOS TenantID)
 
 
 @dataclass

@@ -162,6 +162,11 @@ class Jobs:
             moved += bool(after and before["state"] != after["state"])
         return moved
 
+    def delete(self, tenant: str, job_id: str) -> bool:
+        """Forget a job (e.g. a pruned run) and its entry in the ticker's index of open jobs."""
+        self.store.delete(GLOBAL, _OPEN, f"{tenant}|{job_id}")
+        return self.store.delete(tenant, _JOBS, job_id)
+
     @staticmethod
     def is_final(job: dict) -> bool:
         return job["step"] == -1 or job["step"] >= len(job["states"]) - 1
@@ -214,6 +219,7 @@ class Jobs:
         def apply(job):
             if job is None:
                 raise NotFound(f"job {job_id} not found")
+            entered.clear()   # Redis retries this function after a WatchError: count each transition once
             entered.extend(fn(job, now))
             return job
 

@@ -114,8 +114,11 @@ class Runs:
         job = self.jobs.create(tenant, kind, list(spec.states), data={"run": cid, "subject": subject},
                                job_id=job_id, holds=list(spec.holds), failed_state=spec.failed_state)
         for old in dropped:
+            record = self.store.get(tenant, _RUNS, _key(kind, old))
             self.store.delete(tenant, _RESULTS, _key(kind, old))
             self.store.delete(tenant, _RUNS, _key(kind, old))
+            if record and record.get("job_id"):
+                self.jobs.delete(tenant, record["job_id"])   # pruned runs leave no job behind
         return self._view(spec, self.store.get(tenant, _RUNS, _key(kind, cid)), job)
 
     def get(self, tenant: str, kind: str, correlation_id: str, *, poll: bool = False) -> dict:

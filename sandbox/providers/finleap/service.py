@@ -28,6 +28,7 @@ SYNC_FAIL_STATES = ["QUEUED", "RUNNING", "FAILED"]
 FULL_SCOPE = ["accounts=ro", "balance=ro", "transactions=ro", "offline"]
 _USERS, _ACCESSES, _ACCOUNTS, _TXNS, _REPORTS, _NOTIFS = (
     f"{PROVIDER}.{c}" for c in ("users", "accesses", "accounts", "transactions", "reports", "notifications"))
+# transactions are stored one per key, scoped by account: a sync adds keys instead of rewriting a document
 _OBSERVE_KEYS = [re.compile(r"^/rest/transactions$"),
                  re.compile(r"^/rest/accounts/(?P<account>[^/?]+)/transactions(\?.*)?$"),
                  re.compile(r"^/rest/accounts/(?P<account>[^/?]+)/balance\?(.*&)?inferior_limit=(?P<limit>-?\d+)(&.*)?$")]
@@ -59,6 +60,9 @@ class FinleapService:
         sandbox.jobs.register_default(SYNC_KIND, {"mode": "auto", "seconds": 2.0, "polls": 1})
         sandbox.jobs.on_transition(SYNC_KIND, self._on_sync_transition)
         widget.register(sandbox.flows, self)
+
+    def _txns(self, tenant: str, account_id: str):
+        return self.sb.collection(tenant, _TXNS, scope=account_id, id_field="transaction_id")
 
     # --- widget links --------------------------------------------------------------------------------------------
     def create_income_report_link(self, ctx) -> dict:
@@ -118,7 +122,9 @@ class FinleapService:
                            if ledger_account.transactions else None,
                            synced_at=isoformat(now))
             self.sb.store.put(tenant, _ACCOUNTS, account["account_id"], account)
-            self.sb.store.put(tenant, _TXNS, account["account_id"], {"items": txns})
+            store_txns = self._txns(tenant, account["account_id"])
+            for t in txns:
+                store_txns.put(t["transaction_id"], t)
             account_ids.append(account["account_id"])
         access = {"id": access_id, "user_id": user_id, "flow_id": flow["id"], "access_method_id": bank["id"],
                   "provider": {"id": bank["id"], "name": bank["name"], "bic": bank["bic"],
@@ -253,7 +259,7 @@ class FinleapService:
         for account_id in account_ids:
             account = self.sb.store.get(tenant, _ACCOUNTS, account_id)
             if account and account["type"] in ("Giro account", "Credit card"):
-                txns += (self.sb.store.get(tenant, _TXNS, account_id) or {"items": []})["items"]
+                txns += self._txns(tenant, account_id).list()
         return txns
 
     def get_account_verification_report(self, ctx, id: str) -> dict:
@@ -314,8 +320,7 @@ class FinleapService:
             accounts = [self._account(tok, account_id)]
         else:
             accounts = self._user_accounts(tok, args.get("accounts"))
-        items = [t for a in accounts for t in (self.sb.store.get(tok["tenant"], _TXNS, a["account_id"]) or
-                                               {"items": []})["items"]]
+        items = [t for a in accounts for t in self._txns(tok["tenant"], a["account_id"]).list()]
         since, until = self._bound(items, args.get("since")), self._bound(items, args.get("until"))
         types = set(args["types"].split(",")) if args.get("types") else None
         categories = {int(c) for c in args["categories"].split(",") if c} if args.get("categories") else None
@@ -354,9 +359,9 @@ class FinleapService:
         tok = ctx.token
         accounts = [self._account(tok, account_id)] if account_id else self._user_accounts(tok)
         for a in accounts:
-            for t in (self.sb.store.get(tok["tenant"], _TXNS, a["account_id"]) or {"items": []})["items"]:
-                if t["transaction_id"] == transaction_id:
-                    return t
+            found = self._txns(tok["tenant"], a["account_id"]).get(transaction_id)
+            if found is not None:
+                return found
         raise NotFound("Transaction not found.")
 
     # --- notifications -------------------------------------------------------------------------------------------
@@ -537,7 +542,9 @@ class FinleapService:
                 item["transaction_id"] = data.transaction_id(account_id, f"{data.figo_id('S', sync_id)[1:8]}{n:04d}")
                 rendered.append(item)
             balance = Decimal(account["balance_value"]) + sum((t.amount for t in fresh), Decimal(0))
-            self.sb.store.update(tenant, _TXNS, account_id, lambda d: {"items": (d or {"items": []})["items"] + rendered})
+            store_txns = self._txns(tenant, account_id)
+            for item in rendered:
+                store_txns.put(item["transaction_id"], item)
             self.sb.store.update(tenant, _ACCOUNTS, account_id, lambda a: {
                 **a, "balance_value": str(balance), "last_booking": fresh[-1].booking_date.isoformat(),
                 "synced_at": isoformat(self.sb.clock.now(tenant))})
@@ -586,7 +593,8 @@ class FinleapService:
             user = self.sb.store.get(tenant, _USERS, key.split("|", 1)[0]) or {"accesses": []}
             sample = [t for access_id in user["accesses"]
                       for account_id in self.sb.store.get(tenant, _ACCESSES, access_id)["accounts"]
-                      for t in (self.sb.store.get(tenant, _TXNS, account_id) or {"items": []})["items"][-3:]]
+                      for t in sorted(self._txns(tenant, account_id).list(),
+                                      key=lambda t: (t["booking_date"], t["transaction_id"]))[-3:]]
             deliveries.append(self._send(tenant, n, body.get("data", sample)))
         return deliveries
 

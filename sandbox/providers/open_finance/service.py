@@ -9,7 +9,7 @@ import random
 from datetime import date, datetime, time, timezone
 
 from ...core.clock import isoformat
-from ...core.errors import BadRequest, InternalError, NotFound
+from ...core.errors import BadRequest, Conflict, InternalError, NotFound
 from ...core.ids import stable_seed, uuid4
 from ...core.pdf import render_pdf
 from ...ledger import generate_ledger
@@ -62,7 +62,11 @@ class OpenFinanceService:
 
     # --- connections and data (the auto-provisioned sandbox connection) --------------------------------------
     def user_connections(self, tenant: str, user_id: str) -> list[dict]:
-        return [c for _, c in self.sb.store.list(tenant, _CONNECTIONS, prefix=f"{user_id}|")]
+        return self._connections(tenant, user_id).list()
+
+    def _connections(self, tenant: str, user_id: str):
+        # scoped by user with escaped keys: user "carol" never sees the connections of user "carol|x"
+        return self.sb.collection(tenant, _CONNECTIONS, scope=user_id)
 
     def ensure_sandbox_connection(self, tenant: str, user_id: str, psu_id: str) -> list[dict]:
         """Give a user without connections one on ``open-finance-sandbox`` for ``psu_id`` (open_finance.md s.5).
@@ -83,7 +87,10 @@ class OpenFinanceService:
         if status in data.OK_STATUSES:
             ledger = data.apply_test_accounts(generate_ledger(seed, psu_id, now.date(), market="IL"), psu_id)
             self.sb.store.add(tenant, _LEDGERS, conn_id, ledger.to_json())
-        self.sb.store.add(tenant, _CONNECTIONS, f"{user_id}|{conn_id}", connection)  # first writer wins
+        try:
+            self._connections(tenant, user_id).create(connection)
+        except Conflict:
+            pass   # another request provisioned it first: first writer wins
         return self.user_connections(tenant, user_id)
 
     # --- financial report ------------------------------------------------------------------------------------
