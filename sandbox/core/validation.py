@@ -97,6 +97,13 @@ class SchemaRegistry:
         if found:
             raise ValidationFailed(found)
 
+    def project(self, sid: str, instance):
+        """``instance`` reduced to what schema ``sid`` declares: an object keeps only the properties its schema
+        (through ``$ref``, ``allOf``/``anyOf``/``oneOf``) names, recursively; arrays project each item. A stored
+        resource's public shape is its response schema, so no provider keeps a list of fields to hide."""
+        resolver = self.registry.resolver(base_uri=sid)
+        return _project(self.schemas[sid], instance, resolver)
+
     @cached_property
     def ids(self) -> list[str]:
         return sorted(self.schemas)
@@ -110,3 +117,41 @@ class SchemaRegistry:
             except Exception as exc:  # SchemaError
                 bad[sid] = str(exc).splitlines()[0]
         return bad
+
+
+def _subschemas(schema: dict, resolver):
+    """(schema, resolver) of ``schema`` and every schema it is combined with (refs followed)."""
+    if not isinstance(schema, dict):
+        return
+    yield schema, resolver
+    if isinstance(schema.get("$ref"), str):
+        resolved = resolver.lookup(schema["$ref"])
+        yield from _subschemas(resolved.contents, resolved.resolver)
+    for key in ("allOf", "anyOf", "oneOf"):
+        for sub in schema.get(key, []):
+            yield from _subschemas(sub, resolver)
+
+
+def _project(schema: dict, instance, resolver):
+    parts = list(_subschemas(schema, resolver))
+    if isinstance(instance, dict):
+        props: dict = {}
+        for sub, res in parts:
+            for name, prop in (sub.get("properties") or {}).items():
+                props.setdefault(name, []).append((prop, res))
+        if not props:
+            return instance   # a free-form object (e.g. a map of months): nothing declared to project onto
+        return {k: _project_many(props[k], v) for k, v in instance.items() if k in props}
+    if isinstance(instance, list):
+        items = [(sub["items"], res) for sub, res in parts if isinstance(sub.get("items"), dict)]
+        return [_project_many(items, v) for v in instance] if items else instance
+    return instance
+
+
+def _project_many(candidates: list, instance):
+    """Project onto the first candidate schema that declares anything for this value."""
+    for prop, res in candidates:
+        projected = _project(prop, instance, res)
+        if projected is not instance or not isinstance(instance, (dict, list)):
+            return projected
+    return instance

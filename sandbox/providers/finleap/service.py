@@ -16,6 +16,7 @@ from ...core import flows
 from ...core.clock import isoformat
 from ...core.errors import BadRequest, Forbidden, Locked, NotFound, SandboxError, ValidationFailed
 from ...core.ids import stable_seed, uuid4
+from ...core.validation import schema_id
 from ...ledger import generate_ledger
 from ...ledger.models import Ledger
 from . import data, reports, widget
@@ -299,10 +300,8 @@ class FinleapService:
                 "success_timestamp": account["synced_at"]}
 
     def _public_account(self, account: dict) -> dict:
-        hidden = {"user_id", "ledger_id", "balance_value", "credit_limit", "last_booking", "synced_at"}
-        out = {k: v for k, v in account.items() if k not in hidden}
-        out["balance"], out["status"] = self._balance(account), self._status(account)
-        return out
+        shown = {**account, "balance": self._balance(account), "status": self._status(account)}
+        return self.sb.schemas.project(schema_id(PROVIDER, "get_account.response"), shown)
 
     def list_accounts(self, ctx) -> dict:
         return {"accounts": [self._public_account(a) for a in self._user_accounts(ctx.token)]}
@@ -424,10 +423,8 @@ class FinleapService:
             raise NotFound("Access not found.")
         return access
 
-    @staticmethod
-    def _public_access(access: dict) -> dict:
-        return {k: access[k] for k in ("id", "access_method_id", "provider", "save_secrets", "auto_sync",
-                                       "created_at", "accounts")}
+    def _public_access(self, access: dict) -> dict:
+        return self.sb.schemas.project(schema_id(PROVIDER, "get_access.response"), access)
 
     def list_accesses(self, ctx) -> dict:
         tok = ctx.token
