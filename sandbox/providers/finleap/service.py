@@ -27,8 +27,8 @@ SYNC_STATES = ["QUEUED", "RUNNING", "COMPLETED"]
 SYNC_SCA_STATES = ["QUEUED", "RUNNING", "AWAIT_AUTH", "RUNNING", "COMPLETED"]
 SYNC_FAIL_STATES = ["QUEUED", "RUNNING", "FAILED"]
 FULL_SCOPE = ["accounts=ro", "balance=ro", "transactions=ro", "offline"]
-_USERS, _ACCESSES, _ACCOUNTS, _TXNS, _REPORTS, _NOTIFS = (
-    f"{PROVIDER}.{c}" for c in ("users", "accesses", "accounts", "transactions", "reports", "notifications"))
+_USERS, _ACCESSES, _ACCOUNTS, _TXNS, _REPORTS = (
+    f"{PROVIDER}.{c}" for c in ("users", "accesses", "accounts", "transactions", "reports"))
 # transactions are stored one per key, scoped by account: a sync adds keys instead of rewriting a document
 _OBSERVE_KEYS = [re.compile(r"^/rest/transactions$"),
                  re.compile(r"^/rest/accounts/(?P<account>[^/?]+)/transactions(\?.*)?$"),
@@ -61,6 +61,9 @@ class FinleapService:
         sandbox.jobs.register_default(SYNC_KIND, {"mode": "auto", "seconds": 2.0, "polls": 1})
         sandbox.jobs.on_transition(SYNC_KIND, self._on_sync_transition)
         widget.register(sandbox.flows, self)
+        # finleap.md s.7: notifications carry finX's User-Agent, count 2xx and 3xx as delivered, and are not signed
+        sandbox.webhooks.configure(PROVIDER, signature=False, headers={"User-Agent": "finx-notification/1.0"},
+                                   accept_3xx=True)
 
     def _txns(self, tenant: str, account_id: str):
         return self.sb.collection(tenant, _TXNS, scope=account_id, id_field="transaction_id")
@@ -374,47 +377,52 @@ class FinleapService:
         if needed not in tok["scopes"]:
             raise Forbidden(f"The observe key needs the {needed} scope.")  # finleap.md s.3
 
-    def _notification_key(self, tok: dict, notification_id: str) -> str:
-        return f"{tok['subject']}|{notification_id}"
+    # Notifications are subscriptions of core's webhook registry (owner = the end user, event = the observe key).
+    @staticmethod
+    def _public_notification(sub: dict) -> dict:
+        return {"notification_id": sub["id"], "observe_key": sub["events"][0], "notify_uri": sub["url"],
+                "state": (sub.get("data") or {}).get("state", "")}
 
     def list_notifications(self, ctx) -> dict:
-        tok = ctx.token
-        return {"notifications": [n for _, n in self.sb.store.list(tok["tenant"], _NOTIFS, prefix=f"{tok['subject']}|")]}
+        return {"notifications": [self._public_notification(s) for s in self.sb.webhooks.subscriptions(
+            ctx.tenant, PROVIDER, owner=ctx.user)]}
 
     def create_notification(self, ctx) -> dict:
         tok, body = ctx.token, ctx.body
         self._check_observe_key(tok, body["observe_key"])
         check_redirect_uri_field(body["notify_uri"], "notify_uri")
         nid = data.figo_id("N", tok["tenant"], tok["subject"], self.sb.ids.uuid4(tok["tenant"], "finleap.notification"))
-        notification = {"notification_id": nid, "observe_key": body["observe_key"], "notify_uri": body["notify_uri"],
-                        "state": body.get("state", "")}
-        self.sb.store.put(tok["tenant"], _NOTIFS, self._notification_key(tok, nid), notification)
-        return notification
+        sub = self.sb.webhooks.subscribe(ctx.tenant, PROVIDER, url=body["notify_uri"], events=[body["observe_key"]],
+                                         owner=ctx.user, sub_id=nid, data={"state": body.get("state", "")})
+        return self._public_notification(sub)
 
     def get_notification(self, ctx, notification_id: str) -> dict:
-        return self._notification(ctx.token, notification_id)
+        return self._public_notification(self._notification(ctx, notification_id))
 
-    def _notification(self, tok: dict, notification_id: str) -> dict:
-        found = self.sb.store.get(tok["tenant"], _NOTIFS, self._notification_key(tok, notification_id))
-        if found is None:
+    def _notification(self, ctx, notification_id: str) -> dict:
+        try:
+            sub = self.sb.webhooks.get_subscription(ctx.tenant, PROVIDER, notification_id)
+        except NotFound:
+            sub = None
+        if sub is None or sub.get("owner") != ctx.user:
             raise NotFound("Notification not found.")
-        return found
+        return sub
 
     def update_notification(self, ctx, notification_id: str) -> dict:
         tok, body = ctx.token, ctx.body
-        current = self._notification(tok, notification_id)
+        current = self._notification(ctx, notification_id)
         if "observe_key" in body:
             self._check_observe_key(tok, body["observe_key"])
         if "notify_uri" in body:
             check_redirect_uri_field(body["notify_uri"], "notify_uri")
-        current.update({k: body[k] for k in ("observe_key", "notify_uri", "state") if k in body})
-        self.sb.store.put(tok["tenant"], _NOTIFS, self._notification_key(tok, notification_id), current)
-        return current
+        sub = self.sb.webhooks.update_subscription(
+            ctx.tenant, PROVIDER, current["id"], url=body.get("notify_uri"),
+            events=[body["observe_key"]] if "observe_key" in body else None,
+            data={"state": body["state"]} if "state" in body else None)
+        return self._public_notification(sub)
 
     def delete_notification(self, ctx, notification_id: str) -> None:
-        tok = ctx.token
-        if not self.sb.store.delete(tok["tenant"], _NOTIFS, self._notification_key(tok, notification_id)):
-            raise NotFound("Notification not found.")
+        self.sb.webhooks.unsubscribe(ctx.tenant, PROVIDER, self._notification(ctx, notification_id)["id"])
 
     # --- accesses and syncs --------------------------------------------------------------------------------------
     def _access(self, tok: dict, access_id: str) -> dict:
@@ -551,20 +559,20 @@ class FinleapService:
     def _notify(self, tenant: str, access: dict, new: dict[str, list[dict]]) -> list[dict]:
         """Enqueue the webhook of every notification whose observe key matches the new data (finleap.md s.7)."""
         deliveries = []
-        for _, n in self.sb.store.list(tenant, _NOTIFS, prefix=f"{access['user_id']}|"):
-            payload_data = self._observed(tenant, n["observe_key"], new)
+        for sub in self.sb.webhooks.subscriptions(tenant, PROVIDER, owner=access["user_id"]):
+            payload_data = self._observed(tenant, sub["events"][0], new)   # observe keys match by pattern (s.7)
             if payload_data is None:
                 continue
-            deliveries.append(self._send(tenant, n, payload_data))
+            deliveries.append(self._send(tenant, sub, payload_data))
         return deliveries
 
-    def _send(self, tenant: str, notification: dict, payload_data) -> dict:
-        """POST one notification (finleap.md s.7: {notification_id, observe_key, state, data}; 2xx or 3xx = delivered)."""
+    def _send(self, tenant: str, sub: dict, payload_data) -> dict:
+        """POST one notification (finleap.md s.7: {notification_id, observe_key, state, data}; 2xx or 3xx =
+        delivered). Only enqueued: delivery happens outside the request."""
+        public = self._public_notification(sub)
         return self.sb.webhooks.enqueue(
-            tenant, PROVIDER, "notification", notification["notify_uri"],
-            {"notification_id": notification["notification_id"], "observe_key": notification["observe_key"],
-             "state": notification["state"], "data": payload_data},
-            headers={"User-Agent": "finx-notification/1.0"}, accept_3xx=True)
+            tenant, PROVIDER, "notification", sub["url"], {**public, "data": payload_data}, sub_id=sub["id"],
+            owner=sub.get("owner"))
 
     def _observed(self, tenant: str, key: str, new: dict[str, list[dict]]):
         if _OBSERVE_KEYS[0].match(key):
@@ -585,9 +593,8 @@ class FinleapService:
     def fire_webhook(self, tenant: str, body: dict) -> list[dict]:
         """Control API: send notifications now (all of the tenant, or of ``user_id``) with the newest transactions."""
         deliveries = []
-        prefix = f"{body['user_id']}|" if body.get("user_id") else ""
-        for key, n in self.sb.store.list(tenant, _NOTIFS, prefix=prefix):
-            user = self.sb.store.get(tenant, _USERS, key.split("|", 1)[0]) or {"accesses": []}
+        for n in self.sb.webhooks.subscriptions(tenant, PROVIDER, owner=body.get("user_id") or None):
+            user = self.sb.store.get(tenant, _USERS, n.get("owner") or "") or {"accesses": []}
             sample = [t for access_id in user["accesses"]
                       for account_id in self.sb.store.get(tenant, _ACCESSES, access_id)["accounts"]
                       for t in sorted(self._txns(tenant, account_id).list(),
