@@ -8,7 +8,7 @@ import yaml
 
 from sandbox.core.context import schemas
 from sandbox.core.validation import SCHEMA_BASE
-from sandbox.spec import CATALOGUE, catalogue, operations
+from sandbox.spec import CATALOGUE, operations
 
 EXAMPLES = Path(__file__).parent / "schema_examples"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "providers" / "catalogue.yaml"
@@ -22,10 +22,17 @@ def test_every_schema_is_a_valid_2020_12_schema_with_an_id():
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
 
 
+def _example_key(path: Path) -> tuple[str, str, str]:
+    """``<provider>/[defs/]<name>.<valid|invalid>-<n>.json`` -> (provider, name, kind); name keeps ``defs/``."""
+    provider, rest = path.relative_to(EXAMPLES).as_posix().split("/", 1)
+    name, kind, _ = rest.rsplit(".", 2)
+    return provider, name, kind.split("-")[0]
+
+
 def _examples():
     for path in sorted(EXAMPLES.rglob("*.json")):
-        name, kind = path.name.rsplit(".", 2)[0], path.name.rsplit(".", 2)[1].split("-")[0]
-        yield pytest.param(path.parent.name, name, kind, path, id=f"{path.parent.name}/{path.name}")
+        provider, name, kind = _example_key(path)
+        yield pytest.param(provider, name, kind, path, id=path.relative_to(EXAMPLES).as_posix())
 
 
 @pytest.mark.parametrize("provider,name,kind,path", list(_examples()))
@@ -36,8 +43,8 @@ def test_schema_examples(provider, name, kind, path):
 
 
 def test_every_schema_has_examples_of_both_kinds():
-    names = {(p.parent.name, p.name.rsplit(".", 2)[0], p.name.rsplit(".", 2)[1].split("-")[0])
-             for p in EXAMPLES.rglob("*.json")}
+    """Operation schemas and shared definitions (``defs/*.json``) alike; query schemas are exempt."""
+    names = {_example_key(p) for p in EXAMPLES.rglob("*.json")}
     for sid in schemas().schemas:
         provider, name = sid[len(SCHEMA_BASE):-len(".json")].split("/", 1)
         if name.endswith(".query"):

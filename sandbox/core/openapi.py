@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
-from urllib.parse import urldefrag, urljoin
+from urllib.parse import unquote, urldefrag, urljoin
 
 from .operations import path_params
 from .validation import SCHEMA_BASE, schema_id
@@ -20,51 +20,79 @@ _PARAM = re.compile(r"{([^}/]+)}")
 
 
 def _component_name(sid: str) -> str:
-    """``.../schemas/fino/defs/account.json`` -> ``fino_defs_account``."""
-    return re.sub(r"\W", "_", sid[len(SCHEMA_BASE):-len(".json")] if sid.startswith(SCHEMA_BASE) else sid)
+    """``.../schemas/fino/defs/account.json`` -> ``fino_defs_account`` (OpenAPI allows ``[A-Za-z0-9._-]`` only)."""
+    return _safe(sid[len(SCHEMA_BASE):-len(".json")] if sid.startswith(SCHEMA_BASE) else sid)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def _pointer_segments(fragment: str) -> list[str]:
+    """A JSON-pointer fragment (``/$defs/a~1b/properties``) as decoded segments (RFC 6901, RFC 3986)."""
+    return [unquote(p).replace("~1", "/").replace("~0", "~") for p in fragment.split("/")[1:]]
+
+
+def _pointer(segments) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in segments)
 
 
 class _Lifter:
+    """Copies schemas into ``components.schemas`` once each: a file becomes one component, each of its top-level
+    ``$defs`` another, and every ``$ref`` (same-file, relative or absolute cross-file) is rewritten to point there."""
+
     def __init__(self, registry, components: dict):
-        self.registry, self.components, self.done = registry, components, set()
+        self.registry, self.components = registry, components
+        self.names: dict[str, str] = {}   # schema id (or id#/$defs/x) -> component name, one-to-one
+
+    def _name(self, key: str, wanted: str) -> str:
+        """A component name for ``key``, never one already given to another key (suffix ``_2``, ``_3``...)."""
+        if key not in self.names:
+            taken, name, n = set(self.names.values()), wanted, 1
+            while name in taken:
+                n += 1
+                name = f"{wanted}_{n}"
+            self.names[key] = name
+        return self.names[key]
 
     def ref(self, sid: str) -> dict:
         """A ``$ref`` to schema ``sid`` in components, lifting it (and what it references) on first use."""
-        name = _component_name(sid)
-        if sid not in self.done:
-            self.done.add(sid)
+        if sid not in self.names:
+            name = self._name(sid, _component_name(sid))
             schema = copy.deepcopy(self.registry.schemas[sid])
             defs = schema.pop("$defs", {})
             for key in ("$id", "$schema"):
                 schema.pop(key, None)
-            self._rewrite(schema, sid, name)
+            for def_name in defs:
+                self._name(f"{sid}#/$defs/{def_name}", f"{name}__{_safe(def_name)}")
+            self.components[name] = schema   # placeholder first: a file may reference itself
+            self._rewrite(schema, sid)
             for def_name, definition in defs.items():
-                self._rewrite(definition, sid, name)
-                self.components[f"{name}__{def_name}"] = definition
-            self.components[name] = schema
-        return {"$ref": f"#/components/schemas/{name}"}
+                self._rewrite(definition, sid)
+                self.components[self.names[f"{sid}#/$defs/{def_name}"]] = definition
+        return {"$ref": f"#/components/schemas/{self.names[sid]}"}
 
-    def _target(self, ref: str, base: str, base_name: str) -> str:
+    def _target(self, ref: str, base: str) -> str:
         url, fragment = urldefrag(urljoin(base, ref))
-        if url == base or not url:
-            name = base_name
-        else:
-            if url not in self.registry.schemas:
-                return ref   # leave unknown references alone (the meta-schema test catches them)
-            name = self.ref(url)["$ref"].rsplit("/", 1)[1]
-        if fragment.startswith("/$defs/"):
-            return f"#/components/schemas/{name}__{fragment[len('/$defs/'):]}"
-        return f"#/components/schemas/{name}" + (f"/{fragment.lstrip('/')}" if fragment else "")
+        url = url or base
+        if url not in self.registry.schemas or (fragment and not fragment.startswith("/")):
+            return ref   # unknown files and $anchor refs stay as written (tests/test_openapi_defs.py walks them)
+        name = self.ref(url)["$ref"].rsplit("/", 1)[1]
+        segments = _pointer_segments(fragment)
+        if len(segments) >= 2 and segments[0] == "$defs" and f"{url}#/$defs/{segments[1]}" in self.names:
+            name, segments = self.names[f"{url}#/$defs/{segments[1]}"], segments[2:]
+        return f"#/components/schemas/{name}" + _pointer(segments)
 
-    def _rewrite(self, node, base: str, base_name: str) -> None:
+    def _rewrite(self, node, base: str) -> None:
+        """Rewrite every ``$ref`` under ``node`` (a part of schema ``base``) to its component."""
         if isinstance(node, dict):
             if isinstance(node.get("$ref"), str):
-                node["$ref"] = self._target(node["$ref"], base, base_name)
+                node["$ref"] = self._target(node["$ref"], base)
             for value in node.values():
-                self._rewrite(value, base, base_name)
+                self._rewrite(value, base)
         elif isinstance(node, list):
             for value in node:
-                self._rewrite(value, base, base_name)
+                self._rewrite(value, base)
 
 
 def build_openapi(mounted, registry) -> dict:
@@ -73,6 +101,7 @@ def build_openapi(mounted, registry) -> dict:
     lift = _Lifter(registry, components)
     shapes: dict[str, str] = {}   # "/a/{}" -> first templated key: equal shapes share one path item (3.1 s4.8.2)
     error_ref = lift.ref(schema_id(decl.name, "error")) if registry.has(schema_id(decl.name, "error")) else None
+    declared = {name: s.openapi_schemes(name) for name, s in decl.schemes.items()}   # auth name -> its schemes
     for op in mounted.ops.values():
         if op.kind != "operation":
             continue   # hosted pages are HTML, not API operations
@@ -91,6 +120,8 @@ def build_openapi(mounted, registry) -> dict:
             if registry.has(query_sid):
                 query = registry.schemas[query_sid]
                 for name, prop in query.get("properties", {}).items():
+                    prop = copy.deepcopy(prop)
+                    lift._rewrite(prop, query_sid)   # a parameter schema may use shared definitions too
                     item["parameters"].append({"name": name, "in": "query", "schema": prop,
                                                "required": name in query.get("required", [])})
             request_sid = schema_id(decl.name, f"{op.name}.request")
@@ -108,9 +139,11 @@ def build_openapi(mounted, registry) -> dict:
                 elif status >= 400 and error_ref:
                     entry["content"] = {"application/json": {"schema": error_ref}}
                 item["responses"][str(status)] = entry
-            item["security"] = [] if op.auth == "none" else [{op.auth: []}]
+            # every name must be a declared scheme (OpenAPI 3.1 s4.8.30): body credentials have none
+            needed = declared.get(op.auth, {})
+            item["security"] = [{name: [] for name in needed}] if needed else []
             paths.setdefault(path, {})[method.lower()] = item
-    schemes = {name: s.openapi for name, s in decl.schemes.items() if s.openapi}
+    schemes = {name: doc for docs in declared.values() for name, doc in docs.items()}
     return {"openapi": "3.1.0", "info": {"title": f"{decl.title} (provider-sandbox)", "version": "sandbox"},
             "servers": [{"url": mounted.prefix}], "paths": paths,
             "components": {"schemas": components, "securitySchemes": schemes}}

@@ -35,6 +35,10 @@ class Scheme:
     def resolve(self, ctx) -> None:
         raise NotImplementedError
 
+    def openapi_schemes(self, name: str) -> dict[str, dict]:
+        """The OpenAPI ``securitySchemes`` a caller must satisfy together (none: the body schema documents them)."""
+        return {name: self.openapi} if self.openapi else {}
+
 
 class ClientScheme(Scheme):
     """Client credentials (id + secret) from wherever a subclass finds them; the client's tenant is the tenant."""
@@ -78,6 +82,10 @@ class HeaderPair(ClientScheme):
 
     def credentials(self, ctx):
         return ctx.request.headers.get(self.id_header), ctx.request.headers.get(self.secret_header)
+
+    def openapi_schemes(self, name: str) -> dict[str, dict]:
+        """Both headers, required together (one security requirement naming two apiKey schemes)."""
+        return {name: self.openapi, f"{name}_secret": {"type": "apiKey", "in": "header", "name": self.secret_header}}
 
 
 class BodyCredentials(ClientScheme):
