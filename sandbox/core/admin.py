@@ -179,6 +179,12 @@ def clients():
         scopes = body.get("scopes")
         if scopes is not None and not (isinstance(scopes, dict) and all(isinstance(v, list) for v in scopes.values())):
             raise BadRequest("scopes maps a provider name to a list of scope strings")
+        for field in ("client_id", "tenant"):
+            value = body.get(field)
+            if value is not None and (not isinstance(value, str) or not value or "/" in value
+                                      or value.startswith("_") or len(value) > 200):
+                # "/" nests sub-tenants (core/dispatch.py) and "_" names the sandbox's own namespaces
+                raise BadRequest(f"{field} must be a non-empty string without '/' that does not start with '_'")
         client = auth.create_client(body.get("client_id"), body.get("client_secret"), scopes, body.get("tenant"))
         return jsonify(client), 201
     return {"clients": auth.clients()}

@@ -38,8 +38,9 @@ class Clock:
     def state(self, tenant: str | None = None) -> dict:
         """The tenant's own clock if it has one, else the global clock (all clocks: one query per request)."""
         clocks = memo.cached("clocks", lambda: dict(self.store.list(GLOBAL, _COLL)))
-        return clocks.get(tenant or _GLOBAL_KEY) or clocks.get(_GLOBAL_KEY) or {"frozen": False, "at": None,
-                                                                               "offset": 0.0}
+        base = tenant.split("/", 1)[0] if tenant else None   # a nested sub-tenant runs on its client's clock
+        return (clocks.get(tenant or _GLOBAL_KEY) or (base and clocks.get(base)) or clocks.get(_GLOBAL_KEY)
+                or {"frozen": False, "at": None, "offset": 0.0})
 
     def now(self, tenant: str | None = None) -> datetime:
         """Current sandbox time for ``tenant`` (its own clock if set, else the global one)."""

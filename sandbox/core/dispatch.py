@@ -187,14 +187,24 @@ def _handler(sandbox, decl: Provider, op: Operation, service):
         ctx = g.ctx = Ctx(sandbox, decl, op, service, path)
         if scheme is not None and not scheme.needs_body:
             scheme.resolve(ctx)
+            _nest(ctx)
         parse_headers(ctx)
         ctx.query = request.args.to_dict()
         _validate(sandbox, op, "query", ctx.query)
         parse_body(ctx)
         if scheme is not None and scheme.needs_body:
             scheme.resolve(ctx)
+            _nest(ctx)
         return render(op, method(ctx, **path))
     return view
+
+
+def _nest(ctx: Ctx) -> None:
+    """Enter the sub-tenant the provider's tenant header names (finoOS ``TenantID``), so everything after auth
+    (validation errors included) is stored and journaled there."""
+    name = ctx.decl.tenant_header and ctx.request.headers.get(ctx.decl.tenant_header)
+    if name and ctx.tenant:
+        ctx.enter_subtenant(name)
 
 
 def mount(sandbox, decl: Provider, ops: dict[str, Operation], service, prefix: str) -> Blueprint:

@@ -11,10 +11,11 @@ class SandboxError(Exception):
     default_message = "Internal server error"
 
     def __init__(self, message: str | None = None, *, kind: str | None = None, details: dict | None = None,
-                 status: int | None = None):
+                 status: int | None = None, headers: dict | None = None):
         super().__init__(message or self.default_message)
         self.message = message or self.default_message
         self.details = details or {}
+        self.headers = headers or {}   # e.g. Retry-After on a 429; added to the rendered response
         if kind:
             self.kind = kind
         if status:

@@ -42,6 +42,7 @@ def render_error(err: SandboxError) -> Response:
         body, status = spec.render_error(err, g.get("op"))
     response = Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), status=status,
                         mimetype="application/json")
+    response.headers.update(getattr(err, "headers", None) or {})
     return response
 
 

@@ -35,7 +35,8 @@ class Jobs:
     def policy(self, tenant: str, kind: str) -> dict:
         """Effective policy: tenant+kind, tenant, global+kind, global, then the configured default."""
         policies = self._policies()
-        for owner, key in ((tenant, kind), (tenant, "*"), (GLOBAL, kind), (GLOBAL, "*")):
+        base = tenant.split("/", 1)[0]   # a nested sub-tenant follows its client's policies
+        for owner, key in ((tenant, kind), (tenant, "*"), (base, kind), (base, "*"), (GLOBAL, kind), (GLOBAL, "*")):
             found = policies.get(f"{owner}|{key}")
             if found:
                 return found

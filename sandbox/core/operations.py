@@ -95,7 +95,8 @@ class Provider:
     pages_dir: str | None = None                        # templates of the hosted pages
     scenarios: list = field(default_factory=list)      # magic values, served by the control API
     fire_webhook: str | None = None                     # service method name for /_sandbox/webhooks/fire
-    servers: tuple[str, ...] = ()                       # extra mounts of the same table, e.g. Open Finance's /v2
+    tenant_header: str | None = None                    # a header naming a sub-tenant within the client (finoOS
+                                                        # TenantID): applied right after auth, before parsing
 
 
 def page_methods(*methods: str):

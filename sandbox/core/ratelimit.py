@@ -61,7 +61,8 @@ class RateLimiter:
             retry = max(1, math.ceil((end - self.clock.now(tenant)).total_seconds()))
             raise TooManyRequests(f"rate limit of {limit} per {_describe(window)} reached for {key}",
                                   details={"limit": limit, "window": window, "used": refused[0],
-                                           "reset_at": isoformat(end), "retry_after": retry})
+                                           "reset_at": isoformat(end), "retry_after": retry},
+                                  headers={"Retry-After": str(retry)})
         return max(0, limit - doc["n"])
 
     def remaining(self, tenant: str, key: str, *, limit: int, window) -> int:
