@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 import pytest
 
 from sandbox import create_app
-from sandbox.core.store import MemoryStore, SQLiteStore
+from sandbox.core.store import MemoryStore, SQLiteStore, open_store
 
 os.environ.setdefault("HYPOTHESIS_PROFILE", "default")
 
@@ -31,6 +31,21 @@ def store(request, tmp_path):
     if request.param == "memory":
         return MemoryStore()
     return SQLiteStore(str(tmp_path / "store.db"))
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def any_store(request, tmp_path):
+    """Every store backend; Redis when SANDBOX_TEST_REDIS names a server (CI starts one)."""
+    if request.param == "memory":
+        return open_store("memory://")
+    if request.param == "sqlite":
+        return open_store(f"sqlite:///{tmp_path}/s.db")
+    url = os.environ.get("SANDBOX_TEST_REDIS")
+    if not url:
+        pytest.skip("set SANDBOX_TEST_REDIS=redis://127.0.0.1:6379/15 to run the store suites on Redis")
+    s = open_store(url)
+    s.clear()
+    return s
 
 
 @pytest.fixture

@@ -1,5 +1,4 @@
 """Collections (core/collections.py) on every store backend, and the three pagination styles (core/paging.py)."""
-import os
 import random
 import uuid
 
@@ -11,7 +10,7 @@ from sandbox.core.clock import Clock
 from sandbox.core.collections import Collection, escape_component, merge_patch, scope_prefix
 from sandbox.core.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
 from sandbox.core.ids import IdGen, stable_seed
-from sandbox.core.store import MemoryStore, open_store
+from sandbox.core.store import MemoryStore
 
 from .conftest import WALL, FakeWall
 
@@ -19,18 +18,9 @@ SEED = 7
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store(request, tmp_path):
-    if request.param == "memory":
-        return open_store("memory://")
-    if request.param == "sqlite":
-        return open_store(f"sqlite:///{tmp_path}/c.db")
-    url = os.environ.get("SANDBOX_TEST_REDIS")
-    if not url:
-        pytest.skip("set SANDBOX_TEST_REDIS=redis://127.0.0.1:6379/15 to run the collection suite on Redis")
-    s = open_store(url)
-    s.clear()
-    return s
+@pytest.fixture
+def store(any_store):
+    return any_store   # one store test suite over memory, SQLite and Redis (tests/conftest.py)
 
 
 @pytest.fixture

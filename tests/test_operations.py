@@ -145,21 +145,14 @@ def test_startup_refuses_an_overlay_entry_the_catalogue_does_not_know(finleap_de
         _start()
 
 
-def test_startup_refuses_a_body_without_its_request_schema(schema_copy):
+@pytest.mark.parametrize("provider,file,message", [
+    ("finleap", "create_notification.request.json", r"finleap\.create_notification: takes a json body but "),
+    ("open_finance", "get_financial_report.response.json", r"open_finance\.get_financial_report: answers JSON but ")])
+def test_startup_refuses_an_operation_without_its_request_or_response_schema(schema_copy, provider, file, message):
     root, load = schema_copy
-    (root / "finleap" / "create_notification.request.json").unlink()
+    (root / provider / file).unlink()
     load()
-    with pytest.raises(StartupError, match=r"finleap\.create_notification: takes a json body but "
-                                           r"schemas/finleap/create_notification\.request\.json is missing"):
-        _start()
-
-
-def test_startup_refuses_an_operation_without_a_response_schema(schema_copy):
-    root, load = schema_copy
-    (root / "open_finance" / "get_financial_report.response.json").unlink()
-    load()
-    with pytest.raises(StartupError, match=r"open_finance\.get_financial_report: answers JSON but "
-                                           r"schemas/open_finance/get_financial_report\.response\.json is missing"):
+    with pytest.raises(StartupError, match=message + rf"schemas/{provider}/{file.replace('.', '[.]')} is missing"):
         _start()
 
 

@@ -1,24 +1,14 @@
 """The store contract every backend must pass (memory, SQLite; Redis when SANDBOX_TEST_REDIS is set)."""
 import multiprocessing
-import os
 
 import pytest
 
 from sandbox.core.store import SQLiteStore, open_store
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store(request, tmp_path):
-    if request.param == "memory":
-        return open_store("memory://")
-    if request.param == "sqlite":
-        return open_store(f"sqlite:///{tmp_path}/s.db")
-    url = os.environ.get("SANDBOX_TEST_REDIS")
-    if not url:
-        pytest.skip("set SANDBOX_TEST_REDIS=redis://127.0.0.1:6379/15 to run the store suite on Redis")
-    s = open_store(url)
-    s.clear()
-    return s
+@pytest.fixture
+def store(any_store):
+    return any_store   # one store test suite over memory, SQLite and Redis (tests/conftest.py)
 
 
 def test_put_get_delete(store):
