@@ -4,7 +4,9 @@ from datetime import datetime, timezone
 import pytest
 
 from sandbox import create_app
-from sandbox.core.store import MemoryStore, SQLiteStore, open_store
+import uuid
+
+from sandbox.core.store import MemoryStore, RedisStore, SQLiteStore, open_store
 
 os.environ.setdefault("HYPOTHESIS_PROFILE", "default")
 
@@ -36,16 +38,16 @@ def store(request, tmp_path):
 @pytest.fixture(params=["memory", "sqlite", "redis"])
 def any_store(request, tmp_path):
     """Every store backend; Redis when SANDBOX_TEST_REDIS names a server (CI starts one)."""
-    if request.param == "memory":
-        return open_store("memory://")
-    if request.param == "sqlite":
-        return open_store(f"sqlite:///{tmp_path}/s.db")
+    if request.param != "redis":
+        yield open_store("memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/s.db")
+        return
     url = os.environ.get("SANDBOX_TEST_REDIS")
     if not url:
         pytest.skip("set SANDBOX_TEST_REDIS=redis://127.0.0.1:6379/15 to run the store suites on Redis")
-    s = open_store(url)
+    # a namespace of its own per test: parallel workers share the server and never clear each other's keys
+    s = RedisStore(url, namespace=f"test-{uuid.uuid4().hex}")
+    yield s
     s.clear()
-    return s
 
 
 @pytest.fixture
