@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit
 
-from ...core import flows
+from ...core import flows, paging
 from ...core.clock import isoformat
 from ...core.errors import BadRequest, Forbidden, Locked, NotFound, SandboxError, ValidationFailed
 from ...core.ids import stable_seed, uuid4
@@ -332,8 +332,7 @@ class FinleapService:
                     and (not args.get("sync_id") or t.get("sync_id") == args["sync_id"])
                     and (categories is None or any(c["id"] in categories for c in t["categories"]))]
         selected.sort(key=lambda t: (t["booking_date"], t["transaction_id"]), reverse=args.get("sort", "DESC") != "ASC")
-        offset, count = int(args.get("offset", 0)), int(args.get("count", 1000))
-        page = selected[offset: offset + count]
+        page = paging.offset_slice(selected, paging.parse_offset_query(args))   # finleap.md s.6: count/offset
         if _flag(args.get("cents")):
             page = [{**t, "amount": int((Decimal(str(t["amount"])) * 100).to_integral_value())} for t in page]
         result: dict = {"transactions": page}
