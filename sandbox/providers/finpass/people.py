@@ -1,0 +1,58 @@
+"""One Indian person per (key pair, mobile or PAN): every Finpass product tells the same story about them.
+
+AA reports, AA-BSA statements, EPFO salary credits, ITR incomes and bureau loans all come from the person's single
+ledger (market IN). A person is keyed by mobile number; a PAN seen together with a mobile (AA init, multi-bureau,
+EPFO) is linked to it, so a later PAN-only call (ITR, corporate PAN of a proprietor) reaches the same person.
+The person's own PAN is the ledger's ``national_id`` unless the client named another one first.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from ...ledger import generate_ledger
+from ...ledger.models import Ledger, ledger_from_json
+
+_PEOPLE, _PANS, _LEDGERS = "finpass.people", "finpass.pans", "finpass.ledgers"
+MONTHS = 13   # a year of statements plus the running month (finpass.md section 11)
+
+
+class People:
+    """Registry of persons and their ledgers in one tenant (the key pair)."""
+
+    def __init__(self, sandbox, tenant: str):
+        self.sb, self.tenant = sandbox, tenant
+        self.people = sandbox.collection(tenant, _PEOPLE)
+        self.pans = sandbox.collection(tenant, _PANS)
+
+    def key(self, mobile: str | None = None, pan: str | None = None) -> str:
+        """The person key for a mobile and/or PAN (linking the two when both are given)."""
+        pan = pan.upper() if pan else None
+        if mobile:
+            key = f"m:{mobile}"
+            if pan and self.pans.get(pan) is None:
+                self.pans.put(pan, {"id": pan, "person": key})
+            return key
+        if pan:
+            linked = self.pans.get(pan)
+            return linked["person"] if linked else f"p:{pan}"
+        raise ValueError("a person needs a mobile number or a PAN")
+
+    def ledger(self, key: str, today: date | None = None) -> Ledger:
+        """The person's ledger, generated once (deterministic for the seed) and kept, anchored on first use."""
+        found = self.sb.store.get(self.tenant, _LEDGERS, key)
+        if found is not None:
+            return ledger_from_json(found)
+        today = today or self.sb.clock.now(self.tenant).date()
+        ledger = generate_ledger(self.sb.seed.get(), f"finpass:{key}", today, market="IN", months=MONTHS)
+        linked_pan = key[2:] if key.startswith("p:") else None
+        if linked_pan:
+            ledger.national_id = linked_pan
+        self.sb.store.add(self.tenant, _LEDGERS, key, ledger.to_json())   # first writer wins
+        return ledger_from_json(self.sb.store.get(self.tenant, _LEDGERS, key))
+
+    def pan_of(self, key: str) -> str:
+        """The PAN the person is known by (the client's, when it named one)."""
+        for item in self.pans.list():
+            if item["person"] == key:
+                return item["id"]
+        return self.ledger(key).national_id
