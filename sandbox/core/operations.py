@@ -33,7 +33,7 @@ class Op:
     (so the service answers a missing id in the provider's own words instead of a routing 404)."""
 
     auth: str | None = None
-    scope: str | None = None
+    scope: str | tuple[str, ...] | None = None   # one scope, or alternatives of which any one grants access
     body: str | None = None
     headers: tuple[str, ...] = ()
     status: int | None = None

@@ -26,6 +26,14 @@ def basic_credentials(request) -> tuple[str | None, str | None]:
     return (user, password) if sep else (None, None)
 
 
+def scopes_of(op) -> tuple[str, ...]:
+    """The scopes an operation accepts: ``Op.scope`` is one scope or a tuple of alternatives (any one grants it,
+    e.g. finoOS ``banking`` or ``banking-upload``)."""
+    if not op.scope:
+        return ()
+    return (op.scope,) if isinstance(op.scope, str) else tuple(op.scope)
+
+
 class Scheme:
     """Base: ``resolve(ctx)`` authenticates the caller or raises Unauthorized / Forbidden."""
 
@@ -59,7 +67,8 @@ class ClientScheme(Scheme):
         if client is None:
             raise Unauthorized(self.message)
         ctx.client, ctx.tenant = client, client["tenant"]
-        if ctx.op.scope and ctx.op.scope not in auth.allowed_scopes(client, ctx.provider, [ctx.op.scope]):
+        needed = scopes_of(ctx.op)
+        if needed and not auth.allowed_scopes(client, ctx.provider, list(needed)):
             raise Forbidden()
 
 
@@ -118,5 +127,6 @@ class Bearer(Scheme):
         ctx.token, ctx.tenant, ctx.user = record, record["tenant"], record["subject"]
         ctx.scopes = list(record["scopes"])
         ctx.client = auth.client(record["client_id"])
-        if ctx.op.scope and ctx.op.scope not in ctx.scopes:
+        needed = scopes_of(ctx.op)
+        if needed and not set(needed) & set(ctx.scopes):
             raise Forbidden()
