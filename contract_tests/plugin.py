@@ -5,6 +5,8 @@ server. Tests marked ``control`` need the sandbox control API and skip themselve
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from sandbox import spec
@@ -18,6 +20,8 @@ def pytest_addoption(parser):
     group.addoption("--client-id", default="sandbox-client")
     group.addoption("--client-secret", default="sandbox-secret")
     group.addoption("--user-id", default="contract-user@example.com")
+    group.addoption("--admin-token", default=os.environ.get("SANDBOX_ADMIN_TOKEN") or None,
+                    help="the sandbox's admin token, for a locked control API (default: $SANDBOX_ADMIN_TOKEN)")
     group.addoption("--real-provider", action="store_true", default=False,
                     help="the target is the real provider: skip tests that need the sandbox control API")
 
@@ -38,7 +42,7 @@ def pytest_collection_modifyitems(config, items):
 def contract_options(request):
     o = request.config.getoption
     return {"base_url": o("--base-url"), "client_id": o("--client-id"), "client_secret": o("--client-secret"),
-            "user_id": o("--user-id"), "real": o("--real-provider")}
+            "user_id": o("--user-id"), "real": o("--real-provider"), "admin_token": o("--admin-token")}
 
 
 def served_routes(app, provider: str) -> dict[str, tuple[str, str, list[str]]]:
@@ -61,12 +65,12 @@ def make_transport(contract_options, provider: str, app_factory):
     if base:
         root = base.rstrip("/")
         root = root[: -len(prefix)] if root.endswith(prefix) else root
-        control = HTTPTransport(root, {}, "")
+        control = Control(HTTPTransport(root, {}, ""), contract_options.get("admin_token"))
         routes = {name: (r["method"], r["path"], r["aliases"])
-                  for name, r in Control(control).get("/operations")[provider].items()}
+                  for name, r in control.get("/operations")[provider].items()}
         transport = HTTPTransport(root, routes, "")
         transport.raw_prefix = prefix
-        return transport, Control(control)
+        return transport, control
     app = app_factory()
     transport = WSGITransport(app, served_routes(app, provider), "")
     transport.raw_prefix = prefix

@@ -662,7 +662,9 @@ def test_control_api_fires_and_redelivers_notifications(fx):
         assert log["status"] == "delivered" and [a["status"] for a in log["attempts"]] == [500, 200]
         again = fx.control._call("POST", f"/webhooks/{fired[0]['id']}/redeliver", {})
         assert again["status"] == "delivered" and len(again["attempts"]) == 3 and len(receiver.received) == 3
-        bad = fx.t.send("POST", "/_sandbox/webhooks/fire", {"Content-Type": "application/json"}, b'{"provider":"x"}')
+        auth = {"Authorization": f"Bearer {fx.control.admin_token}"} if fx.control.admin_token else {}
+        bad = fx.t.send("POST", "/_sandbox/webhooks/fire", {"Content-Type": "application/json", **auth},
+                        b'{"provider":"x"}')
         assert bad[0] == 400
     finally:
         receiver.close()

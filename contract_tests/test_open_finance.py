@@ -29,7 +29,7 @@ HYPO = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 def of(contract_options):
     """(transport, control, options) for one test: a fresh in-process sandbox, or the --base-url server."""
     transport, control = make_transport(contract_options, "open_finance",
-                                        lambda: create_app({"SEED": 11}, store=MemoryStore()))
+                                        lambda: create_app({"SEED": 11, "SECRET_KEY": "contract-tests"}, store=MemoryStore()))
     if control:
         control.reset()
         control.clock("freeze")

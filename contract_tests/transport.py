@@ -113,11 +113,14 @@ class HTTPTransport(Transport):
 class Control:
     """The sandbox control API (/_sandbox), over the same transport as the provider calls."""
 
-    def __init__(self, transport: Transport):
+    def __init__(self, transport: Transport, admin_token: str | None = None):
         self.t = transport
+        self.admin_token = admin_token   # a locked sandbox (SANDBOX_ADMIN_TOKEN) wants it on every control call
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
         headers = {"Content-Type": "application/json"} if body is not None else {}
+        if self.admin_token:
+            headers["Authorization"] = f"Bearer {self.admin_token}"
         status, _, content, url = self.t.send(method, "/_sandbox" + path, headers,
                                               json.dumps(body).encode() if body is not None else None)
         assert status < 300, f"control API {method} {path} -> {status}: {content[:300]!r}"

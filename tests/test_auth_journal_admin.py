@@ -77,7 +77,8 @@ def test_redaction():
     out = redact(body)
     assert out["clientSecret"] == REDACTED and out["nested"][0]["access_token"] == REDACTED
     assert out["nested"][0]["refresh_token"] == REDACTED and out["nested"][0]["ok"] == 1
-    assert out["code"] == REDACTED and out["userId"] == "u" and out["country_code"] == "DE"
+    assert out["code"] == "c" and out["userId"] == "u" and out["country_code"] == "DE"   # whole names only
+    assert redact(body, frozenset({"code"}))["code"] == REDACTED   # a request body's top-level OAuth code
 
 
 def test_journal_entries_redact_headers_and_text_bodies_and_trim():

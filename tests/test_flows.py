@@ -328,7 +328,7 @@ BASIC = ("sandbox-client", "sandbox-secret")
 
 def fin_app(wall):
     from sandbox import create_app
-    app = create_app({"SEED": 11}, store=MemoryStore(), system_clock=wall)
+    app = create_app({"SEED": 11, "SECRET_KEY": "t"}, store=MemoryStore(), system_clock=wall)
     if not hasattr(app.extensions["sandbox"], "flows") or "_sandbox_flows" not in app.blueprints:
         pytest.skip("Sandbox.flows and the flows control API are not wired into create_app yet")
     return app

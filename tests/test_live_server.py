@@ -1,5 +1,6 @@
-"""The real thing: `sandbox serve --workers 2` on SQLite, driven over HTTP by `sandbox check` (the contract
-suites with --base-url). Proves state written by one gunicorn worker is read by the other, and the CLI works."""
+"""The real thing: `sandbox serve --workers 2` on SQLite, locked by an admin token, driven over HTTP by `sandbox
+check` (the contract suites with --base-url and --admin-token). Proves state written by one gunicorn worker is read
+by the other, that the control API is locked, that stalled clients block no worker, and that the CLI works."""
 import os
 import re
 import socket
@@ -21,12 +22,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+ADMIN_TOKEN = "live-admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def _serve(args: list[str], env: dict | None = None):
+    """Start `sandbox serve` on a free port; yield its base URL once /_sandbox/health answers, stop it after."""
     port = free_port()
-    db = tmp_path_factory.mktemp("live") / "sandbox.db"
-    proc = subprocess.Popen([SANDBOX, "serve", "--workers", "2", "--port", str(port), "--store", f"sqlite:///{db}",
-                             "--seed", "4"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    env = {k: v for k, v in os.environ.items() if k != "SANDBOX_ADMIN_TOKEN"} | (env or {})
+    proc = subprocess.Popen([SANDBOX, "serve", "--port", str(port), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -42,6 +47,59 @@ def server(tmp_path_factory):
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(20)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    db = tmp_path_factory.mktemp("live") / "sandbox.db"
+    yield from _serve(["--workers", "2", "--store", f"sqlite:///{db}", "--seed", "4"],
+                      {"SANDBOX_ADMIN_TOKEN": ADMIN_TOKEN})
+
+
+@pytest.fixture(scope="module")
+def single_worker():
+    yield from _serve(["--workers", "1", "--store", "memory://"])
+
+
+def test_the_served_control_api_is_locked(server):
+    bare = requests.post(server + "/_sandbox/reset", json={})
+    assert bare.status_code == 401 and bare.json()["error"]["kind"] == "unauthorized"
+    assert requests.get(server + "/_sandbox/clients", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert requests.get(server + "/_sandbox/health").json() == {"status": "ok", "version": bare.headers[
+        "X-Sandbox-Version"]}
+    assert requests.get(server + "/_sandbox/seed", headers=ADMIN).json() == {"seed": 4}
+    assert requests.get(server + "/_sandbox/flows", headers={"X-Sandbox-Admin-Token": ADMIN_TOKEN}).status_code == 200
+
+
+def _stall(base: str, count: int) -> list[socket.socket]:
+    """Connections that send half a request and then nothing: half a head, or a head and half its body."""
+    host, port = base.rsplit("/", 1)[1].split(":")
+    socks = []
+    for i in range(count):
+        s = socket.create_connection((host, int(port)))
+        s.sendall(b"GET /_sandbox/health HTTP/1.1\r\nHost: x\r\n" if i % 2 == 0 else
+                  b"POST /_sandbox/tick HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100\r\n\r\n{")
+        socks.append(s)
+    return socks
+
+
+@pytest.mark.parametrize("fixture", ["server", "single_worker"])
+def test_stalled_clients_block_no_worker(request, fixture):
+    """Four clients that stall mid-request (twice the gunicorn workers): fresh requests still answer at once."""
+    base = request.getfixturevalue(fixture)
+    socks = _stall(base, 4)
+    try:
+        started = time.monotonic()
+        for _ in range(6):   # fresh connections: each of the two workers takes some
+            assert requests.get(base + "/_sandbox/health", timeout=3).status_code == 200
+        assert time.monotonic() - started < 3.0
+        with requests.Session() as kept_alive:   # and a kept-alive connection serves request after request
+            for _ in range(3):
+                assert kept_alive.get(base + "/_sandbox/health", timeout=3).status_code == 200
+    finally:
+        for s in socks:
+            s.close()
 
 
 def test_state_is_shared_across_workers(server):
@@ -67,7 +125,9 @@ def test_state_is_shared_across_workers(server):
     ("finleap", "/finleap", "three_call_flow or refresh_rotates or sync_adds or sca or tampered"),
 ])
 def test_sandbox_check_runs_the_contract_suite_over_http(server, provider, prefix, selection):
-    result = subprocess.run([SANDBOX, "check", provider, "--base-url", server + prefix, "-o", "addopts=", "-q", "-k", selection,
-                             "-p", "no:cacheprovider"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    env = {k: v for k, v in os.environ.items() if k != "SANDBOX_ADMIN_TOKEN"}
+    result = subprocess.run([SANDBOX, "check", provider, "--base-url", server + prefix, "--admin-token", ADMIN_TOKEN,
+                             "-o", "addopts=", "-q", "-k", selection, "-p", "no:cacheprovider"],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert re.search(r"\b([5-9]|[1-9][0-9]+) passed", result.stdout) and "failed" not in result.stdout, result.stdout

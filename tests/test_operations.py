@@ -167,9 +167,9 @@ def test_startup_refuses_a_schema_file_that_names_no_operation(schema_copy, name
         _start()
 
 
-def test_startup_refuses_a_stray_schema_of_a_provider_not_served_yet(schema_copy):
+def test_startup_refuses_a_stray_schema_of_a_provider_not_served_yet(schema_copy, monkeypatch):
     root, load = schema_copy
-    (root / "finpass").mkdir()
+    monkeypatch.setattr(providers_module, "PROVIDERS", [d for d in providers_module.PROVIDERS if d.name != "finpass"])
     (root / "finpass" / "no_such_operation.response.json").write_text(
         (root / "finleap" / "error.json").read_text().replace("finleap/error", "finpass/no_such_operation.response"))
     load()
@@ -181,4 +181,4 @@ def test_the_real_declarations_start(schema_copy):
     """The control case: the unbroken copy starts, so the failures above are caused by what each test broke."""
     _, load = schema_copy
     load()
-    assert set(_start().extensions["sandbox"].providers) == {"open_finance", "finleap"}
+    assert set(_start().extensions["sandbox"].providers) == {d.name for d in providers_module.PROVIDERS}

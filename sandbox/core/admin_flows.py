@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from .admin import _body, _tenant
+from .admin import _body, _tenant, guard
 from .context import current_sandbox
 from .errors import BadRequest
 from .flows import OUTCOMES
 
 bp = Blueprint("_sandbox_flows", __name__, url_prefix="/_sandbox")
+bp.before_request(guard)   # the admin token, cross-site refusal and JSON bodies of every control call
 
 
 def _view(flows, tenant: str, flow: dict) -> dict:
@@ -53,6 +54,8 @@ def flow_complete(flow_id: str):
     outcome = body.get("outcome")
     if outcome not in OUTCOMES:
         raise BadRequest(f"outcome must be one of {', '.join(OUTCOMES)}")
+    if body.get("provider") is not None and not isinstance(body["provider"], str):
+        raise BadRequest("provider must be a provider name")
     options = {k: v for k, v in body.items() if k not in ("tenant", "provider", "outcome")}
     flows = current_sandbox().flows
     tenant, flow, url = flows.complete(flow_id, outcome, options, _tenant(body), body.get("provider") or None)

@@ -5,6 +5,7 @@ A clock is either running (system time plus an offset) or frozen at an instant. 
 """
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 
 from . import memo
@@ -12,6 +13,10 @@ from . import memo
 GLOBAL = "_sandbox"
 _COLL = "clock"          # in the GLOBAL namespace, keyed by tenant ("*" = the global clock)
 _GLOBAL_KEY = "*"
+# The ends of representable time: sandbox instants saturate here instead of overflowing (a clock set to year 9999
+# plus a token lifetime must not raise OverflowError in the middle of a request).
+MAX_INSTANT = datetime.max.replace(tzinfo=timezone.utc)
+MIN_INSTANT = datetime.min.replace(tzinfo=timezone.utc)
 
 
 def utc(dt: datetime) -> datetime:
@@ -21,6 +26,22 @@ def utc(dt: datetime) -> datetime:
 def parse_instant(text: str) -> datetime:
     """Parse an ISO-8601 instant (``Z`` allowed); naive values are taken as UTC."""
     return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def add_seconds(dt: datetime, seconds: float) -> datetime:
+    """``dt`` moved by ``seconds``, saturating at MIN_INSTANT/MAX_INSTANT instead of raising OverflowError; every
+    expiry and deadline computed from sandbox time goes through here. NaN is refused (ValueError)."""
+    if math.isnan(seconds):
+        raise ValueError("seconds must be a number, not NaN")
+    try:
+        return utc(dt) + timedelta(seconds=seconds)
+    except OverflowError:
+        return MAX_INSTANT if seconds > 0 else MIN_INSTANT
+
+
+def from_timestamp(seconds: float) -> datetime:
+    """The UTC instant of a POSIX timestamp (e.g. a JWT ``exp``), saturating at MIN_INSTANT/MAX_INSTANT."""
+    return add_seconds(datetime(1970, 1, 1, tzinfo=timezone.utc), seconds)
 
 
 def isoformat(dt: datetime) -> str:
@@ -47,7 +68,7 @@ class Clock:
         state = self.state(tenant)
         if state.get("frozen"):
             return parse_instant(state["at"])
-        return self.system() + timedelta(seconds=state.get("offset", 0.0))
+        return add_seconds(self.system(), state.get("offset", 0.0))
 
     def _write(self, tenant: str | None, state: dict) -> dict:
         self.store.put(GLOBAL, _COLL, tenant or _GLOBAL_KEY, state)
@@ -71,7 +92,7 @@ class Clock:
 
     def advance(self, seconds: float, tenant: str | None = None) -> dict:
         """Move time forward (or back, with a negative value) by ``seconds``."""
-        return self.set(self.now(tenant) + timedelta(seconds=seconds), tenant)
+        return self.set(add_seconds(self.now(tenant), seconds), tenant)
 
     def reset(self, tenant: str | None = None) -> dict:
         self.store.delete(GLOBAL, _COLL, tenant or _GLOBAL_KEY)

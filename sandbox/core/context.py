@@ -13,7 +13,7 @@ from .ids import IdGen
 from .jobs import Jobs
 from .journal import Journal
 from .store import open_store
-from .signing import Signer
+from .signing import SecretKey, Signer
 from .flows import Flows
 from .ratelimit import RateLimiter
 from .runs import Runs
@@ -55,13 +55,15 @@ class Sandbox:
         self.config = config
         self.store = store or open_store(config["STORE"])
         self.seed = _Seed(self.store, int(config["SEED"]))
+        # the root of every credential and signature: random per store (kept in it), or SECRET_KEY (core/signing.py)
+        self.secret = SecretKey(self.store, config.get("SECRET_KEY") or None)
         self.clock = Clock(self.store, system_clock)
-        self.ids = IdGen(self.store, self.seed.get)
+        self.ids = IdGen(self.store, self.seed.get, self.secret)
         self.jobs = Jobs(self.store, self.clock, self.ids, float(config["JOB_DELAY"]), int(config["JOB_POLLS"]))
         self.auth = Auth(self.store, self.clock, self.ids)
         self.journal = Journal(self.store, int(config["JOURNAL_KEEP"]), bool(config["JOURNAL"]))
         self.webhooks = Webhooks(self.store, self.clock, self.ids, webhook_sender or http_sender)
-        self.signer = Signer(self.seed.get)
+        self.signer = Signer(self.secret)
         self.flows = Flows(self.store, self.clock, self.ids, self.signer)
         self.runs = Runs(self.store, self.jobs, self.clock, self.ids)
         self.limits = RateLimiter(self.store, self.clock)
@@ -73,13 +75,20 @@ class Sandbox:
         from .collections import Collection
         return Collection(self.store, self.ids, self.clock, tenant, name, **options)
 
+    def cursor_secret(self, tenant: str | None = None) -> bytes:
+        """The MAC key for paging cursors (core/paging.py ``secret=``): from the secret key, not the seed."""
+        return self.secret.derive("paging.cursor", tenant=tenant)
+
     def reset(self, tenant: str | None = None) -> None:
-        """Forget all state (keeping the configured seed), or one tenant's state and tokens."""
+        """Forget all state (keeping the seed and the secret key), or one tenant's state and tokens. Either way the
+        reset tenants get a new signing epoch: old page tokens and links die, and (random key) new credentials differ."""
         if tenant is None:
-            seed = self.store.get(GLOBAL, "config", "seed")
+            seed, key = self.store.get(GLOBAL, "config", "seed"), self.secret.record()
             self.store.clear()
             if seed:
                 self.store.put(GLOBAL, "config", "seed", seed)
+            self.secret.restore(key)
+            memo.forget("seed")
         else:
             # a client's tenant and every sub-tenant nested in it (finoOS TenantID, core/dispatch.py)
             nested = [t for t in self.store.tenants() if t.startswith(tenant + TENANT_SEP)]
@@ -88,11 +97,11 @@ class Sandbox:
                 self.auth.forget_tenant(name)
                 self.jobs.forget_tenant(name)
                 self.clock.reset(name)
-
+                self.secret.forget_tenant(name)
 
     def tick(self) -> dict:
-        """Apply due job transitions (their hooks may enqueue webhooks), then attempt due deliveries."""
-        return {"jobs": self.jobs.tick(), "webhooks": self.webhooks.deliver_due()}
+        """Apply due job transitions (their hooks may enqueue webhooks), attempt due deliveries, purge dead tokens."""
+        return {"jobs": self.jobs.tick(), "webhooks": self.webhooks.deliver_due(), "purged": self.auth.purge_expired()}
 
     def start_ticker(self, interval: float = 0.5) -> None:
         """Background thread for served instances: time-driven jobs and webhook retries happen without polls."""
@@ -100,11 +109,15 @@ class Sandbox:
         import threading
 
         def loop():
+            rounds = 0
             while True:
                 try:
                     self.jobs.tick()   # deliveries have their own worker: a hanging receiver never holds up jobs
+                    if rounds % 20 == 0:
+                        self.auth.purge_expired()   # expired tokens and codes, through the expiry index
                 except Exception:  # keep ticking; the next round retries
                     logging.getLogger("sandbox").exception("ticker round failed")
+                rounds += 1
                 threading.Event().wait(interval)
 
         threading.Thread(target=loop, name="sandbox-ticker", daemon=True).start()

@@ -7,7 +7,9 @@ Hosted pages go through the same route building and context, with their own hand
 """
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -15,7 +17,7 @@ from flask import Blueprint, Response, g, request, url_for
 
 from .errors import BadRequest, MalformedBody, UnsupportedMediaType, ValidationFailed
 from .operations import Operation, Provider, flask_rule, param_name, with_empty_tail
-from .validation import schema_id
+from .validation import MAX_JSON_DEPTH, json_depth_exceeds, lone_surrogate_at, printable, schema_id
 
 from .context import TENANT_SEP   # nested tenants: "<client tenant>/<quoted sub-tenant>" (finoOS TenantID)
 
@@ -79,13 +81,43 @@ class Ctx:
         return self.sandbox.clock.now(self._tenant or "_anonymous")
 
     def url_for(self, name: str, **params) -> str:
-        """Absolute URL of an operation or page of this provider (extra params become the query string)."""
+        """Absolute URL of an operation or page of this provider (extra params become the query string), on the
+        sandbox's public base URL (``public_base_url``), never on a Host header an attacker chose."""
         values = {param_name(k): v for k, v in params.items()}
         mounted = self.sandbox.providers[self.provider]
         target = mounted.ops[name]
         separate = target.kind == "page" and mounted.pages_prefix != mounted.prefix
-        return url_for(f"{self.provider}_pages.{name}" if separate else f"{self.provider}.{name}",
-                       _external=True, **values)
+        path = url_for(f"{self.provider}_pages.{name}" if separate else f"{self.provider}.{name}", **values)
+        return public_base_url(self.sandbox.config) + path
+
+
+# A Host header naming this machine: localhost, *.localhost, 127.0.0.0/8 or [::1], with an optional port.
+_LOOPBACK_HOST = re.compile(r"^(?P<name>localhost|[a-z0-9-]+\.localhost|[0-9.]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$",
+                            re.I)
+
+
+def _is_loopback(host: str) -> bool:
+    match = _LOOPBACK_HOST.match(host or "")
+    if not match:
+        return False
+    name = match.group("name").strip("[]")
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return name.lower() == "localhost" or name.lower().endswith(".localhost")
+
+
+def public_base_url(config: dict) -> str:
+    """Scheme and host of the links the sandbox hands out (widget locations, PDF urls, report hrefs): config
+    ``PUBLIC_URL`` (env ``SANDBOX_PUBLIC_URL``) when set; else the request's own host when it is a loopback name
+    (a local client keeps whatever port it reached, e.g. through Docker); else ``http://127.0.0.1:<PORT>``, so a
+    forged ``Host`` header never puts another host into a link."""
+    public = str(config.get("PUBLIC_URL") or "").strip()
+    if public:
+        return public.rstrip("/")
+    if _is_loopback(request.host):
+        return f"{request.scheme}://{request.host}"
+    return f"http://127.0.0.1:{config.get('PORT') or 8080}"
 
 
 def current_ctx() -> Ctx | None:
@@ -105,10 +137,21 @@ def _validate(sandbox, op: Operation, part: str, instance) -> None:
 
 
 def _parse_json(raw: bytes):
+    """Parse a JSON body: nesting is bounded before parsing (deep input never reaches a recursive parser,
+    validator or encoder) and a lone surrogate in any string is refused (the store, the journal and the
+    response could not encode it)."""
+    if json_depth_exceeds(raw):
+        raise MalformedBody(f"Request body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise MalformedBody(f"Request body is not valid JSON: {str(exc)[:200]}") from None
+        raise MalformedBody(f"Request body is not valid JSON: {printable(str(exc))[:200]}") from None
+    pointer = lone_surrogate_at(body)
+    if pointer is not None:
+        field = pointer.rsplit("/", 1)[-1]
+        raise ValidationFailed([{"pointer": pointer, "field": field, "validator": "surrogate",
+                                 "message": "must not contain a lone UTF-16 surrogate"}])
+    return body
 
 
 def parse_body(ctx: Ctx) -> None:
@@ -203,7 +246,7 @@ def _nest(ctx: Ctx) -> None:
     """Enter the sub-tenant the provider's tenant header names (finoOS ``TenantID``), so everything after auth
     (validation errors included) is stored and journaled there."""
     name = ctx.decl.tenant_header and ctx.request.headers.get(ctx.decl.tenant_header)
-    if name and ctx.tenant:
+    if name and ctx.tenant and name != ctx.base_tenant:   # the client's own tenant id names its default tenant
         ctx.enter_subtenant(name)
 
 
@@ -228,15 +271,24 @@ def mount(sandbox, decl: Provider, ops: dict[str, Operation], service, prefix: s
             bp.add_url_rule(rule, endpoint=name if i == 0 else f"{name}__{i}", view_func=view, methods=[verb],
                             strict_slashes=False, **({"defaults": defaults} if defaults else {}))
 
-    def enter():
-        g.provider = decl.name
-        endpoint = request.endpoint.split(".", 1)[1].split("__")[0] if request.endpoint else None
-        op = ops.get(endpoint)
-        g.op = op
-        g.operation = op.id if op else None
-
-    bp.before_request(enter)
+    bp.before_request(name_operation)
     return bp
+
+
+def name_operation() -> None:
+    """Name the request's provider and operation in ``g`` (from the routed endpoint), so every error, even one
+    raised before the view, renders in that operation's envelope and is journaled under it."""
+    if "provider" in g or not request.endpoint or "." not in request.endpoint:
+        return
+    from .context import current_sandbox
+
+    blueprint, endpoint = request.endpoint.split(".", 1)
+    provider = blueprint[:-len("_pages")] if blueprint.endswith("_pages") else blueprint
+    mounted = current_sandbox().providers.get(provider)
+    if mounted is None:
+        return
+    op = mounted.ops.get(endpoint.split("__")[0])
+    g.provider, g.op, g.operation = provider, op, (op.id if op else None)
 
 
 # --- installing a provider --------------------------------------------------------------------------------------

@@ -10,12 +10,11 @@ URI (a post can never choose the target), 303 redirects, iframe-friendly headers
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from flask import make_response, redirect
 
-from .clock import isoformat, parse_instant
+from .clock import from_timestamp, isoformat, parse_instant
 from .errors import BadRequest, Conflict, NotFound
 from .signing import InvalidToken
 
@@ -210,7 +209,7 @@ class Flows:
         exp = int(now.timestamp() + ttl)   # whole seconds, as JWT ``exp``: the record and the token agree
         flow = {"id": flow_id, "provider": provider, "kind": kind, "purpose": purpose, "status": PENDING,
                 "step": first_step, "redirect_uri": redirect_uri, "redirects": dict(redirects or {}), "state": state,
-                "created_at": isoformat(now), "expires_at": isoformat(datetime.fromtimestamp(exp, timezone.utc)),
+                "created_at": isoformat(now), "expires_at": isoformat(from_timestamp(exp)),
                 "attempts": {}, "outcome": None, "reason": None, "redirect_url": None, "finished_at": None, **data}
         self.store.put(tenant, collection(provider), flow_id, flow)
         token = self.signer.encode({**(claims or {}), "flow_id": flow_id, "tenant": tenant, "provider": provider,

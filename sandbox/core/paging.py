@@ -66,6 +66,8 @@ def int_param(query: Mapping, name: str, default: int | None, *, minimum: int = 
 
 # -- opaque cursors ---------------------------------------------------------------------------------------------------
 
+# Only for pure use (tests, tools): served lists pass ``secret=ctx.sandbox.cursor_secret(ctx.tenant)``, derived from the
+# store's secret key (core/signing.py), so a cursor cannot be forged from public knowledge.
 _DEFAULT_SECRET = b"provider-sandbox:cursor"
 
 

@@ -19,6 +19,10 @@ from .errors import ValidationFailed
 
 SCHEMA_BASE = "https://provider-sandbox.local/schemas/"
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+MAX_JSON_DEPTH = 64   # nesting levels a request body may have (arrays and objects; the body itself is level 1)
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_BRACKET = re.compile(rb"[\[\]{}]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _REQUIRED = re.compile(r"^(.*) is a required property$")
 _EXTRA = re.compile(r"\((.*) (?:was|were) unexpected\)")
 
@@ -26,6 +30,54 @@ _EXTRA = re.compile(r"\((.*) (?:was|were) unexpected\)")
 def schema_id(provider: str, name: str) -> str:
     """The ``$id`` of ``schemas/<provider>/<name>.json``."""
     return f"{SCHEMA_BASE}{provider}/{name}.json"
+
+
+def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests arrays/objects deeper than ``limit`` (brackets inside strings do not count).
+    A linear scan run before json.loads, so deep input never reaches a recursive parser, validator or encoder."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    depth = 0
+    for match in _BRACKET.finditer(_JSON_STRING.sub(b'""', raw)):
+        if match.group() in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a UTF-16 surrogate code point (only an unpaired ``\\udXXX`` escape produces one);
+    such text cannot be encoded as UTF-8, so it would fail later in the store, the journal or the response."""
+    return bool(_LONE_SURROGATE.search(text))
+
+
+def printable(text: str) -> str:
+    """``text`` with surrogates shown as ``\\udXXX`` escapes: safe to put in an error message."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def lone_surrogate_at(value) -> str | None:
+    """JSON pointer of the first string (value or key) in ``value`` holding a lone surrogate, or None."""
+    stack = [("", value)]
+    while stack:
+        pointer, node = stack.pop()
+        if isinstance(node, str):
+            if has_lone_surrogate(node):
+                return pointer
+        elif isinstance(node, dict):
+            children = []
+            for key, child in node.items():
+                step = pointer + "/" + printable(str(key)).replace("~", "~0").replace("/", "~1")
+                if has_lone_surrogate(str(key)):
+                    return step
+                children.append((step, child))
+            stack.extend(reversed(children))
+        elif isinstance(node, list):
+            stack.extend(reversed([(f"{pointer}/{i}", child) for i, child in enumerate(node)]))
+    return None
 
 
 def _field_of(error: ValidationError) -> tuple[str, str]:

@@ -521,7 +521,7 @@ def generate_ledger(seed: int, customer_id: str, anchor: date, market: str = "IL
                             name, inc["category"], counterparty_iban(code, name))
             else:
                 d = ctx.business_day(y, m, inc["_day"])
-                cents = int(round(inc["_base"] * (1 + inc["_growth"]) ** (y - 2025)))
+                cents = int(round(inc["_base"] * (1 + inc["_growth"]) ** max(-30, min(30, y - 2025))))   # bounded growth: a clock moved to year 9999 stays sane
                 ref = f"{mrng.randint(10 ** 9, 10 ** 10 - 1)}"
                 ctx.add(cid, d, cents, ctx.text(channel, inc["_name"], ref, d), inc["_name"], inc["category"],
                         inc["_iban"])

@@ -43,6 +43,12 @@ def field_message(error: dict) -> str:
         return "Unknown field."
     if validator == "minimum":
         return f"Must be greater than or equal to {message.split('less than the minimum of ')[-1]}."
+    if validator == "maximum":
+        return f"Must be less than or equal to {message.split('greater than the maximum of ')[-1]}."
+    if validator == "maxLength":
+        return "Longer than maximum length."
+    if validator == "surrogate":
+        return "Must not contain a lone surrogate."
     if validator == "pattern":
         return "String does not match expected pattern."
     return message

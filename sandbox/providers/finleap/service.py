@@ -16,6 +16,7 @@ from ...core import flows, paging
 from ...core.clock import isoformat
 from ...core.errors import BadRequest, Forbidden, Locked, NotFound, SandboxError, ValidationFailed
 from ...core.ids import stable_seed, uuid4
+from ...core.signing import expires_at
 from ...core.validation import schema_id
 from ...ledger import generate_ledger
 from ...ledger.models import Ledger
@@ -142,8 +143,11 @@ class FinleapService:
         self.sb.store.put(tenant, _REPORTS, flow["id"], self._materialise_report(tenant, flow, ledger, account_ids))
         scopes = self._scopes(flow)
         client = self.sb.auth.client(flow["client_id"]) or self.sb.auth.default_client()
-        code = self.sb.signer.encode({"flow_id": flow["id"], "jti": self.sb.ids.uuid4(tenant, "finleap.code"),
-                                      "iat": int(now.timestamp())}, "finleap.code")
+        # a credential: signed under the secret key, its jti drawn from it too (never computable from the seed)
+        code = self.sb.signer.encode({"flow_id": flow["id"], "tenant": tenant,
+                                      "jti": uuid4(self.sb.ids.secret_rng(tenant, "finleap.code")),
+                                      "iat": int(now.timestamp()), "exp": expires_at(now, self.code_ttl)},
+                                     "finleap.code")
         if self.sb.config.get("FINLEAP_LEGACY_CODES"):
             code = "O" + code  # python-figo rejects codes not starting with "O" (finleap.md s.3)
         self.sb.auth.issue(PROVIDER, client, code, self.code_ttl, kind="code", subject=user_id, scopes=scopes,
@@ -197,22 +201,21 @@ class FinleapService:
     def create_token(self, ctx) -> dict:
         """authorization_code or refresh_token grant; every refresh rotates both tokens (finleap.md s.3)."""
         client, body = ctx.client, ctx.body
+        # consume checks the client inside its atomic update: a wrong client's attempt leaves the grant to its owner
         if body["grant_type"] == "authorization_code":
-            record = self.sb.auth.consume(PROVIDER, body["code"], "code")
+            record = self.sb.auth.consume(PROVIDER, body["code"], "code", client_id=client["client_id"])
             if record is None:
                 raise InvalidGrant("The authorization code is invalid, expired or already used.")
-            if record["client_id"] != client["client_id"]:
-                raise InvalidGrant("The authorization code was issued to another client.")
             if body.get("redirect_uri") and body["redirect_uri"] != record["data"]["redirect_uri"]:
                 raise InvalidGrant("redirect_uri does not match the widget link's redirect_uri.")
         else:
-            record = self.sb.auth.consume(PROVIDER, body["refresh_token"], "refresh")
-            if record is None or record["client_id"] != client["client_id"]:
+            record = self.sb.auth.consume(PROVIDER, body["refresh_token"], "refresh", client_id=client["client_id"])
+            if record is None:
                 raise InvalidGrant("The refresh token is invalid, expired or was already rotated.")
         return self._issue_pair(client, record)
 
     def _issue_pair(self, client: dict, grant: dict) -> dict:
-        rng = self.sb.ids.rng(client["tenant"], "finleap.token")
+        rng = self.sb.ids.secret_rng(client["tenant"], "finleap.token")   # credentials: from the secret key
         access, refresh = _token(rng, "A"), _token(rng, "R")
         keep = {"subject": grant["subject"], "scopes": grant["scopes"],
                 "data": {"flows": grant["data"].get("flows", [])}}

@@ -6,6 +6,7 @@ by (user, account), one document per key (core Collection, escaped keys).
 """
 from __future__ import annotations
 
+
 from ...core.errors import NotFound
 
 PROVIDER = "fino"
@@ -19,8 +20,9 @@ def users(ctx):
 
 
 def load_user(ctx, user_id: str) -> dict:
-    """The user of this tenant, or 404 {type: notFound} (another tenant's user is not found either)."""
-    return users(ctx).load(user_id, NotFound("User not found"))
+    """The live user of this tenant, or 404 {type: notFound}: another tenant's user and a user past its
+    ``expiresIn`` are not found either (the platform area owns the expiry rule)."""
+    return ctx.service.live_user(ctx, user_id)
 
 
 def accounts(ctx, user_id: str):

@@ -79,4 +79,5 @@ PROVIDER = Provider(
            "advisor_cockpit_onboarding": platform.advisor_onboarding_page},
     pages_dir=str(Path(__file__).with_name("pages")),
     scenarios=platform.SCENARIOS + banking.SCENARIOS + connect.SCENARIOS,
+    fire_webhook="fire_webhook",
 )

@@ -46,6 +46,8 @@ def render(err: SandboxError, op) -> tuple[dict, int]:
     if op is not None and op.envelope == "report" and err.status not in (401, 403):
         if err.status >= 500:
             return {"message": "Something went wrong", "code": "INTERNAL_ERROR"}, 500
+        if err.status == 413:   # refused before the route runs (body-parser), so the status survives (inferred)
+            return {"message": "request entity too large", "code": "INVALID_REQUEST"}, 413
         return {"message": err.message, "code": "INVALID_REQUEST"}, 400
     if isinstance(err, ValidationFailed):
         # 400 message: a JSON-encoded array of Joi messages, one per invalid field (report guide)

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from ...ledger.analytics import (
     Booking,
     account_bookings,
     balance_history,
-    first_of_month,
     kind_of,
+    month_key,
     month_label,
     monthly_totals,
-    months_between,
 )
 from ...ledger.models import Ledger
 from .data import CATEGORIES, REGULAR_INCOME, provider_id, split_bban
@@ -30,9 +29,17 @@ CENT = Decimal("0.01")
 NOT_EXPENSE = {"savings_transfer", "securities_purchase"}
 
 
+def _cents(value: Decimal) -> Decimal:
+    """``value`` rounded to cents, with the precision it needs: a ledger generated centuries ahead grows its
+    amounts past the default 28 digits, where a plain quantize raises InvalidOperation."""
+    with localcontext() as ctx:
+        ctx.prec = max(28, value.adjusted() + 4)
+        return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
 def money(value: Decimal) -> float | int:
     """Render Decimal money as a JSON number (integers stay integers, as in the guide's examples)."""
-    q = value.quantize(CENT, rounding=ROUND_HALF_UP)
+    q = _cents(value)
     return int(q) if q == q.to_integral_value() else float(q)
 
 
@@ -40,11 +47,39 @@ def _ym(d: date) -> str:
     return d.strftime("%Y-%m")
 
 
+# The report covers at most this many months up to the current one. The guide publishes no window; without one a
+# clock moved centuries ahead made one row per card per month for every month in between (inferred bound).
+MAX_REPORT_MONTHS = 120
+
+
 def _months(ledgers: list[Ledger], today: date) -> list[str]:
-    """The report's months: from the first booking month to the current month, newest first."""
+    """The report's months, newest first: from the first booking month (at most MAX_REPORT_MONTHS back) to the
+    current month. None at all when every booking is after ``today`` (the clock moved back): the report is built from
+    the data that exists when the job is created (open_finance.md s.5), and none existed yet."""
     starts = [t.booking_date for lg in ledgers for a in lg.accounts for t in a.transactions]
-    first = min(starts) if starts else today
-    return [month_label(m) for m in reversed(months_between(first_of_month(first), today))]
+    first = month_key(min(starts) if starts else today)
+    index = today.year * 12 + today.month - 1          # counted on (year, month) keys: no date past year 9999
+    count = min(index - (first[0] * 12 + first[1] - 1) + 1, MAX_REPORT_MONTHS)
+    return [_label(index - i) for i in range(max(count, 0))]
+
+
+def _label(index: int) -> str:
+    year, month = divmod(index, 12)
+    return month_label((year, month + 1))
+
+
+def _booking_months(bookings: list[Booking]) -> list[tuple[int, int]]:
+    """Every month from the first to the last booking as (year, month) keys, built without dates, so bookings
+    in December 9999 need no January 10000."""
+    if not bookings:
+        return []
+    first, last = min(month_key(b.day) for b in bookings), max(month_key(b.day) for b in bookings)
+    return [(i // 12, i % 12 + 1) for i in range(first[0] * 12 + first[1] - 1, last[0] * 12 + last[1])]
+
+
+def _average(total: Decimal, n: Decimal) -> Decimal:
+    """``total / n`` months; 0 over no complete month (a report that covers no month averages nothing)."""
+    return total / n if n else Decimal(0)
 
 
 def _is_income(b: Booking) -> bool:
@@ -67,7 +102,8 @@ def build_financial_report(ledgers: list[Ledger], customer_id: str, today: date)
 
     # --- checking: monthly income / expense / closing balance -------------------------------------------------
     # every booking month counts (not only the report's): a source seen only later is still listed, as before
-    totals = monthly_totals(account_bookings(checking), is_income=_is_income, is_expense=_is_expense)
+    bookings = account_bookings(checking)
+    totals = monthly_totals(bookings, _booking_months(bookings), is_income=_is_income, is_expense=_is_expense)
     income = defaultdict(Decimal, {month_label(m): v for m, v in totals.income.items()})
     expense = defaultdict(Decimal, {month_label(m): v for m, v in totals.expense.items()})
     regular = defaultdict(lambda: defaultdict(Decimal))
@@ -93,14 +129,14 @@ def build_financial_report(ledgers: list[Ledger], customer_id: str, today: date)
                            "balance": money(closing.get(m, Decimal(0)))} for m in months]
 
     n = Decimal(len(full_months))
-    avg_income = (sum((income[m] for m in full_months), Decimal(0)) / n).quantize(CENT, ROUND_HALF_UP)
-    avg_expense = (sum((expense[m] for m in full_months), Decimal(0)) / n).quantize(CENT, ROUND_HALF_UP)
+    avg_income = _cents(_average(sum((income[m] for m in full_months), Decimal(0)), n))
+    avg_expense = _cents(_average(sum((expense[m] for m in full_months), Decimal(0)), n))
     total_incomes_outcome = {
         "customerId": customer_id, "date": today.replace(day=1).isoformat(),
         "sumIncomePerMonth": money(avg_income), "sumExpansesPerMonth": money(avg_expense),  # sic, per the guide
         "sumNetIncomePerMonth": money(avg_income - avg_expense),
         "regularIncomeSources": [{"classificationSource": source,
-                                  "amount": money(sum((by_month[m] for m in full_months), Decimal(0)) / n)}
+                                  "amount": money(_average(sum((by_month[m] for m in full_months), Decimal(0)), n))}
                                  for source, by_month in sorted(regular.items())],
     }
 
@@ -132,11 +168,12 @@ def build_financial_report(ledgers: list[Ledger], customer_id: str, today: date)
             card_by_cat.append({"accountNumber": card.number, "providerId": pid, "yearMonth": month,
                                 "category": category, "sumExpanse": money(amount)})
         fee_total = sum((fee[m] for m in full_months), Decimal(0))
-        card_fees.append({"avgCardFee": money(fee_total / n) if fee_total else None, "accountNumber": card.number,
+        card_fees.append({"avgCardFee": money(_average(fee_total, n)) if fee_total else None, "accountNumber": card.number,
                           "customerId": customer_id, "providerId": pid})
 
     monthly_fees = [{"providerId": provider_id(a), "accountNumber": a.number,
-                     "avgFee": money(sum((fees[a.id][m] for m in full_months), Decimal(0)) / n)} for a in checking]
+                     "avgFee": money(_average(sum((fees[a.id][m] for m in full_months), Decimal(0)), n))}
+                    for a in checking]
 
     # --- savings, securities, loans ----------------------------------------------------------------------------
     savings = []

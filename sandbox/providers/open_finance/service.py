@@ -12,6 +12,7 @@ from ...core.clock import isoformat
 from ...core.errors import BadRequest, Conflict, InternalError, NotFound
 from ...core.ids import stable_seed, uuid4
 from ...core.pdf import render_pdf
+from ...core.signing import expires_at
 from ...ledger import generate_ledger
 from ...ledger.models import ledger_from_json
 from . import data
@@ -26,6 +27,7 @@ SCOPES = ["read:transactions", "read:accounts", "read:connections", "create:conn
           "delete:payments", "update:transactions", "read:categories", "read:extended-securities"]
 REPORT_SCOPE = "read:connections"  # report guide: "Requires read:connections scope"
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+PDF_LINK = "open_finance.report_pdf"   # purpose of the PDF's signed links
 _CONNECTIONS, _LEDGERS, _REPORTS = f"{PROVIDER}.connections", f"{PROVIDER}.ledgers", f"{PROVIDER}.reports"
 
 
@@ -42,6 +44,7 @@ class OpenFinanceService:
         self.sb = sandbox
         self.ttl = int(sandbox.config["OPEN_FINANCE_TOKEN_TTL"])
         self.strict = bool(sandbox.config["OPEN_FINANCE_STRICT_CONNECTIONS"])
+        self.pdf_link_ttl = float(sandbox.config["OPEN_FINANCE_PDF_LINK_TTL"])
 
     # --- auth ------------------------------------------------------------------------------------------------
     def create_token(self, ctx) -> dict:
@@ -49,7 +52,7 @@ class OpenFinanceService:
         already answered wrong credentials with 401 access_denied."""
         body, client = ctx.body, ctx.client
         tenant = client["tenant"]
-        rng = self.sb.ids.rng(tenant, "open_finance.token")
+        rng = self.sb.ids.secret_rng(tenant, "open_finance.token")   # a credential: from the secret key
         now = self.sb.clock.now(tenant)
         # Opaque but JWT-looking, like the guide's example (open_finance.md section 3)
         header = _b64({"alg": "RS256", "typ": "JWT", "kid": rng.getrandbits(32).to_bytes(4, "big").hex()})
@@ -139,18 +142,24 @@ class OpenFinanceService:
         if job["state"] == "FAILED":  # sandbox extension, section 7
             return {"status": "FAILED", "message": job["error"]["message"]}
         report = self.sb.store.get(ctx.tenant, _REPORTS, job["data"]["report"])["json"]
-        pdf_url = ctx.url_for("financial_report_pdf", jobId=jobId) if ctx.query.get("withPdf") == "1" else None
+        pdf_url = self._pdf_url(ctx, jobId) if ctx.query.get("withPdf") == "1" else None
         tail = f',"url":{_dumps(pdf_url)}' if pdf_url else ""  # only with withPdf=1
         return f'{{"financialReport":{report},"status":"DONE"{tail}}}'
 
     def report(self, tenant: str, report_key: str) -> dict:
         return json.loads(self.sb.store.get(tenant, _REPORTS, report_key)["json"])
 
-    def financial_report_pdf(self, job_id: str) -> bytes:
-        """The DONE report rendered as a PDF (page open_finance.financial_report_pdf); 404 otherwise."""
-        # like the provider's pre-signed asset URL, the link carries no token: find the job's tenant
-        tenant = next((t for t in self.sb.store.tenants() if _ULID.match(job_id) and self.sb.jobs.peek(t, job_id)), None)
-        job = self.sb.jobs.get(tenant, job_id) if tenant else None
+    def _pdf_url(self, ctx, job_id: str) -> str:
+        """A pre-signed, expiring link to the report PDF: the real url is an S3 object (catalogue real_url
+        ``https://open-finance-assets.s3.amazonaws.com/.../report.pdf``), so it opens without a bearer token but
+        only with its signature, and only until ``expires`` (OPEN_FINANCE_PDF_LINK_TTL, default 1 h)."""
+        expires = expires_at(self.sb.clock.now(ctx.tenant), self.pdf_link_ttl)
+        return self.sb.signer.sign_url(ctx.url_for("financial_report_pdf", jobId=job_id), expires=expires,
+                                       tenant=ctx.tenant, purpose=PDF_LINK)
+
+    def financial_report_pdf(self, job_id: str, tenant: str) -> bytes:
+        """The DONE report of ``tenant`` (from the verified link) rendered as a PDF; 404 otherwise."""
+        job = self.sb.jobs.get(tenant, job_id) if _ULID.match(job_id) else None
         if not job or job["kind"] != JOB_KIND or job["state"] != "DONE":
             raise NotFound("Report not found")
         report = self.report(tenant, job["data"]["report"])
