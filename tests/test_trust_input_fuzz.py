@@ -44,6 +44,8 @@ class World:
         self.ids: dict[str, str] = {}
         self._open_finance()
         self._finleap()
+        self._finpass()
+        self._fino()
 
     def _open_finance(self):
         r = self.client.post("/open-finance/oauth/token", json={"userId": "fuzz@example.com",
@@ -72,12 +74,39 @@ class World:
         self.ids.update(id=link.json["id"], account_id=account, transaction_id=txn["transaction_id"],
                         access_id=access, notification_id=note, sync_id=sync)
 
+    def _finpass(self):
+        keys = {"x-api-key": "sandbox-client", "x-api-secret": "sandbox-secret"}
+        self.auth["finpass"] = keys
+        r = self.client.post("/finpass/api/v1/services/account-aggregator/init", headers=keys, json={
+            "mobile_number": "9876543210", "consent_type": "loan_underwriting"})
+        assert r.status_code == 200, r.get_data(as_text=True)
+        self.ids["client_id"] = r.json["data"]["client_id"]
+        self.ids["report_no"] = "1"
+
+    def _fino(self):
+        r = self.client.post("/fino/api/auth", data={"client_id": "sandbox-client", "client_secret": "sandbox-secret",
+                                                     "grant_type": "client_credentials"})
+        assert r.status_code == 200, r.get_data(as_text=True)
+        bearer = {"Authorization": f"Bearer {r.json['access_token']}", "User-IP": "203.0.113.7"}
+        self.auth["fino"] = bearer
+        user = self.client.post("/fino/api/users", headers=bearer, json={"type": "person"}).json["user"]["userID"]
+        self.ids["user-id"] = user
+        test = self.client.post(f"/fino/api/users/{user}/banking/test-account", headers=bearer, json={}).json
+        self.ids["banklogin-id"] = test["bankLoginId"]
+        self.ids["account-id"] = test["data"][0]["accountId"]
+        hook = self.client.post("/fino/api/webhooks", headers=bearer, json={
+            "url": "https://receiver.example/fino", "events": ["banking"]})
+        assert hook.status_code == 201, hook.get_data(as_text=True)
+        self.ids["webhook-id"] = hook.json.get("id") or hook.json.get("webhookID") or hook.json.get("webhook", {}).get("id", "x")
+        advisor = self.client.post("/fino/api/advisors", headers=bearer, json={"mail": "a@b.example", "name": "A"})
+        self.ids["advisor-id"] = advisor.json.get("id") or advisor.json.get("advisor", {}).get("id", "x")
+
     def headers(self, provider: str, op) -> dict:
-        """Valid credentials for ``op`` (providers this file does not know yet are swept without)."""
+        """Valid credentials for ``op`` on every mounted provider (a new provider must add its own here)."""
         if op.auth == "basic":
             return dict(BASIC)
-        if op.auth == "bearer":
-            return dict(self.auth.get(provider, {}))
+        if op.auth in ("bearer", "keys"):
+            return dict(self.auth[provider])
         return {}
 
     def path(self, provider: str, op) -> str:
@@ -213,7 +242,9 @@ def test_an_unserved_method_names_the_allowed_ones(world, provider, name):
             served.add(verb)
         except Exception:
             pass
-    verb = next(v for v in VERBS if v not in served)
+    verb = next((v for v in VERBS if v not in served), None)
+    if verb is None:   # e.g. finoOS /users/{id}/banking/accounts answers GET, POST, PUT, PATCH and DELETE
+        pytest.skip(f"every method of {sorted(VERBS)} is served on {path}")
     env = EnvironBuilder(path=path, method=verb, headers=world.headers(provider, op)).get_environ()
     before = world.dump()
     status, headers, body = call(world.app, env)

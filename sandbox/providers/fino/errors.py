@@ -8,7 +8,7 @@ UNAUTHORIZED = "Invalid authorization. Check your access tokens or tenant id and
 FORBIDDEN = "Forbidden. No access to this resource"                               # section 4 (documented)
 # status -> type (section 5; only invalidInput and forbidden are documented, the rest inferred)
 TYPES = {400: "invalidInput", 401: "unauthorized", 403: "forbidden", 404: "notFound", 405: "methodNotAllowed",
-         409: "conflict", 413: "invalidInput", 415: "invalidInput", 422: "invalidInput", 423: "locked",
+         409: "conflict", 413: "payloadTooLarge", 415: "invalidInput", 422: "invalidInput", 423: "locked",
          429: "tooManyRequests", 451: "unavailableForLegalReasons", 500: "internalServerError"}
 
 
@@ -26,8 +26,8 @@ class FinoError(SandboxError):
 def render(err: SandboxError, op) -> tuple[dict, int]:
     """Render any error as finoOS's {type, message}."""
     status = err.status if err.status in TYPES else (400 if err.status < 500 else 500)
-    if status in (413, 415):
-        status = 400
+    if status == 415:
+        status = 400   # (inferred) a body in the wrong encoding is invalid input (section 3: JSON to /auth -> 400)
     message = err.message
     if isinstance(err, ValidationFailed):
         first = err.errors[0]

@@ -6,6 +6,8 @@ Style B (corporate, EPFO, ITR, AA-BSA): {"success": false, "message", "error_cod
 """
 from __future__ import annotations
 
+import re
+
 from ...core.errors import SandboxError, ValidationFailed
 
 UNAUTHORIZED_MESSAGE = "Unauthorized access. Invalid or missing API credentials."
@@ -61,9 +63,12 @@ class Pending(FinpassError):
 def _field_message(err: ValidationFailed) -> tuple[str, str]:
     first = err.errors[0]
     field = first["field"] or first["pointer"].rsplit("/", 1)[-1] or "body"
+    # message_code is snake_case (section 3); a client-chosen key may be anything, so only a safe name is used
+    name = re.sub(r"[^a-z0-9_]+", "_", field.lower()).strip("_")
+    name = name if re.match(r"^[a-z][a-z0-9_]{0,60}$", name) else "input"
     if first["validator"] == "required":
-        return f"{field} is required", f"{field}_required"
-    return f"Invalid {field}: {first['message']}", f"invalid_{field}"
+        return f"{field} is required", f"{name}_required"
+    return f"Invalid {field}: {first['message']}", f"invalid_{name}"
 
 
 def render(err: SandboxError, op) -> tuple[dict, int]:
