@@ -365,3 +365,32 @@ def _serve_openapi(bp: Blueprint, mounted: Mounted) -> None:
         return cache["doc"]
 
     bp.add_url_rule("/openapi.json", endpoint="openapi", view_func=openapi, methods=["GET"])
+
+
+# --- pre-signed downloads --------------------------------------------------------------------------------------
+def presigned_denial(code: str, message: str | None = None, status: int = 403, **details) -> Response:
+    """An object store's XML error for a bad pre-signed link (S3: AccessDenied, SignatureDoesNotMatch, NoSuchKey)."""
+    from .signing import presigned_error
+    return Response(presigned_error(code, message, **details), status=status, mimetype="application/xml")
+
+
+def open_presigned(ctx: Ctx, purpose: str):
+    """Check the request's pre-signed link (``?tenant&expires&signature``, core/signing.py) on the link tenant's
+    sandbox clock: ``(claims, None)``, or ``(None, 403 XML)`` when it is missing, tampered or expired, as the
+    providers' storage URLs answer. Enters the link's tenant so the journal files the download there."""
+    from .clock import from_timestamp, isoformat
+    from .signing import ExpiredToken, InvalidToken
+
+    sandbox, query = ctx.sandbox, ctx.request.args.to_dict()
+    try:
+        signed = sandbox.signer.verify_url(ctx.request.path, query, purpose=purpose, now=sandbox.clock.now)
+    except ExpiredToken:
+        return None, presigned_denial("AccessDenied", "Request has expired",
+                                      Expires=isoformat(from_timestamp(int(query["expires"]))),
+                                      ServerTime=isoformat(sandbox.clock.now(query.get("tenant"))))
+    except InvalidToken:
+        return None, presigned_denial("SignatureDoesNotMatch" if "signature" in query else "AccessDenied")
+    if signed.get("tenant") is None:
+        return None, presigned_denial("AccessDenied")
+    ctx.tenant = signed["tenant"]
+    return signed, None

@@ -15,14 +15,14 @@ import io
 import json
 import string
 import zipfile
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 
 from flask import Response
 
 from ...core.ids import token
 from ...core.operations import page_methods
-from ...core.clock import isoformat
-from ...core.signing import ExpiredToken, InvalidToken, expires_at, presigned_error
+from ...core.dispatch import open_presigned, presigned_denial
+from ...core.signing import expires_at
 from .errors import FinpassError, InvalidInput, NotFoundError, Unprocessable
 from .parsing import EXTENSIONS, StatementFileError, analyse, check_image, parse_pdf, sniff
 from .people import People
@@ -250,8 +250,7 @@ def _link_ttl(config: dict) -> float:
     return float(config.get("FINPASS_BSA_LINK_TTL") or 900.0)
 
 
-def _denied(code: str, message: str | None = None, status: int = 403, **details) -> Response:
-    return Response(presigned_error(code, message, **details), status=status, mimetype="application/xml")
+_denied = presigned_denial
 
 
 @page_methods("GET")
@@ -260,19 +259,9 @@ def bsa_exports_page(ctx, client_id: str, ext: str):
     analysis. Like the provider's pre-signed storage URLs (catalogue real_url), it needs no API keys but its
     signature, checked on the link tenant's sandbox clock: a missing, tampered or expired one gets the object
     store's 403 XML (AccessDenied / SignatureDoesNotMatch / "Request has expired")."""
-    sandbox = ctx.sandbox
-    query = ctx.request.args.to_dict()
-    try:
-        signed = sandbox.signer.verify_url(ctx.request.path, query, purpose=LINK_PURPOSE, now=sandbox.clock.now)
-    except ExpiredToken:
-        expired = datetime.fromtimestamp(int(query["expires"]), timezone.utc)
-        return _denied("AccessDenied", "Request has expired", Expires=isoformat(expired),
-                       ServerTime=isoformat(sandbox.clock.now(query.get("tenant"))))
-    except InvalidToken:
-        return _denied("SignatureDoesNotMatch" if "signature" in query else "AccessDenied")
-    if signed.get("tenant") is None:
-        return _denied("AccessDenied")
-    ctx.tenant = signed["tenant"]   # the journal files the download under the link's tenant
+    signed, denied = open_presigned(ctx, LINK_PURPOSE)
+    if denied:
+        return denied
     content = ctx.service.bsa_export(signed["tenant"], client_id, ext)
     if content is None:
         return _denied("NoSuchKey", "The specified key does not exist.", status=404, Key=f"{client_id}.{ext}")
