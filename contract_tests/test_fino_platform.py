@@ -9,8 +9,6 @@ banking data), webhooks with deliveries to a loopback receiver, advisors with th
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlencode
 
 import jwt
@@ -23,6 +21,7 @@ from sandbox.spec import operations
 from .checks import not_a_server_error, provider_error, response_schema_conformance, status_in
 from .partial_app import fino_app
 from .plugin import make_transport
+from .transport import Receiver
 
 OP = {name: op["id"] for name, op in operations("fino").items()}
 HYPO = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -94,35 +93,6 @@ class Fino:
             status, headers, content, _ = self.t.send(
                 "POST", path, {"Content-Type": "application/x-www-form-urlencoded"}, urlencode(form).encode())
         return status, headers, content.decode("utf-8", "replace")
-
-
-class Hooks:
-    """A loopback receiver that answers any method with ``status`` and records what it got."""
-
-    def __init__(self, status: int = 200):
-        received = self.received = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _any(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                received.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
-                                 "body": body})
-                self.send_response(owner.status)
-                self.end_headers()
-            do_POST = do_PUT = do_PATCH = _any
-
-            def log_message(self, *args):
-                pass
-
-        self.status = status
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # --- section 3: authentication -----------------------------------------------------------------------------------
@@ -417,7 +387,7 @@ def test_webhooks_are_visible_only_to_their_client_whatever_the_tenant(fx):
 
 @pytest.mark.control
 def test_completed_runs_are_delivered_with_method_secret_and_correlation_header(fx):
-    hooks = Hooks()
+    hooks = Receiver()
     try:
         fx.ok("create_webhook", 201, json_body={"url": hooks.url + "/fino", "method": "PUT", "secret": "abc",
                                                 "events": ["banking", "personcockpit", "categorization"]},
@@ -443,7 +413,7 @@ def test_completed_runs_are_delivered_with_method_secret_and_correlation_header(
 
 @pytest.mark.control
 def test_failed_deliveries_are_retried_and_logged(fx):
-    hooks = Hooks(status=503)
+    hooks = Receiver(status=503)
     try:
         fx.ok("create_webhook", 201, json_body={"url": hooks.url + "/h", "events": ["banking"]}, headers=fx.h())
         user = fx.user(userScopes=["banking"])
@@ -463,7 +433,7 @@ def test_failed_deliveries_are_retried_and_logged(fx):
 
 @pytest.mark.control
 def test_fire_webhook_on_demand(fx):
-    hooks = Hooks()
+    hooks = Receiver()
     try:
         fx.ok("create_webhook", 201, json_body={"url": hooks.url + "/h", "events": ["banking", "contracts"],
                                                 "method": "PATCH"}, headers=fx.h())

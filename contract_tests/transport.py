@@ -182,16 +182,14 @@ class Receiver:
         answer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
+            def _record(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                received.append({"method": "POST", "path": self.path, "headers": dict(self.headers), "body": body})
-                self.send_response(answer.status)
+                received.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
+                                 "body": body})
+                # deliveries (any method a subscriber chose) get the configured answer; redirect GETs a 200
+                self.send_response(200 if self.command == "GET" else answer.status)
                 self.end_headers()
-
-            def do_GET(self):
-                received.append({"method": "GET", "path": self.path, "headers": dict(self.headers), "body": b""})
-                self.send_response(200)
-                self.end_headers()
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _record
 
             def log_message(self, *args):
                 pass
