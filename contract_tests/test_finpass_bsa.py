@@ -307,8 +307,13 @@ def test_bad_files_get_the_documented_envelope_and_code(fx):
          "unreadable_file"),
         (fx.upload(pdf[: len(pdf) // 3], filename="truncated.pdf"), 422, "unreadable_file"),
         (fx.upload(_png()[:30], filename="cut.png", ctype="image/png"), 422, "unreadable_file"),
-        (fx.upload(b"\x89PNG\r\n\x1a\n" + b"\x00" * 2_000_000, filename="huge.png", ctype="image/png"), 413, None),
     ]
+    if not fx.opts.get("base_url"):
+        # over HTTP a server answers 413 before reading a 2 MB body and closes, and `requests` (no Expect:
+        # 100-continue) then sees a reset while still sending: tests/test_trust_input_served.py covers a served
+        # 413 with raw sockets
+        cases.append((fx.upload(b"\x89PNG\r\n\x1a\n" + b"\x00" * 2_000_000, filename="huge.png",
+                                ctype="image/png"), 413, None))
     for result, status, code in cases:
         provider_error(result, status)
         body = result.json

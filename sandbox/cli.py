@@ -337,11 +337,15 @@ def check(ctx, provider, base_url, client_id, client_secret, user_id, admin_toke
     """Run PROVIDER's contract tests (in-process by default); extra arguments go to pytest."""
     import pytest
 
+    import glob
+
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    target = os.path.join(here, "contract_tests", f"test_{provider}.py")
-    if not os.path.exists(target):
+    # test_<provider>.py, or one file per product area (test_<provider>_<area>.py: Finpass, finoOS)
+    targets = sorted(glob.glob(os.path.join(here, "contract_tests", f"test_{provider}.py")) +
+                     glob.glob(os.path.join(here, "contract_tests", f"test_{provider}_*.py")))
+    if not targets:
         raise click.BadParameter(f"no contract tests for {provider!r}", param_hint="PROVIDER")
-    args = [target, "-p", "contract_tests.plugin"]
+    args = [*targets, "-p", "contract_tests.plugin"]
     for flag, value in (("--base-url", base_url), ("--client-id", client_id), ("--client-secret", client_secret),
                         ("--user-id", user_id), ("--admin-token", admin_token)):
         if value:

@@ -123,11 +123,14 @@ def test_state_is_shared_across_workers(server):
 @pytest.mark.parametrize("provider,prefix,selection", [
     ("open_finance", "/open-finance", "three_call_flow or totals or visible_only or journal or expires"),
     ("finleap", "/finleap", "three_call_flow or refresh_rotates or sync_adds or sca or tampered"),
+    ("finpass", "/finpass", ""),   # every Finpass contract test (AA, AA-BSA, statements, bureaus) over HTTP
+    ("fino", "/fino/api", ""),     # every finoOS contract test (platform, banking, connect) over HTTP
 ])
 def test_sandbox_check_runs_the_contract_suite_over_http(server, provider, prefix, selection):
     env = {k: v for k, v in os.environ.items() if k != "SANDBOX_ADMIN_TOKEN"}
     result = subprocess.run([SANDBOX, "check", provider, "--base-url", server + prefix, "--admin-token", ADMIN_TOKEN,
-                             "-o", "addopts=", "-q", "-k", selection, "-p", "no:cacheprovider"],
+                             "-o", "addopts=", "-q", *(["-k", selection] if selection else []),
+                             "-p", "no:cacheprovider"],
                             capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert re.search(r"\b([5-9]|[1-9][0-9]+) passed", result.stdout) and "failed" not in result.stdout, result.stdout

@@ -2,6 +2,9 @@
 widget's redirects, headless Chromium (Debian's build, driven by Playwright) and per-test screenshots.
 
 Every server binds 127.0.0.1:0 and lives for one test, so the tests run in parallel under pytest-xdist.
+
+Without Chromium or the playwright package the browser tests skip themselves - unless SANDBOX_REQUIRE_BROWSER=1
+(``.ci/run`` sets it): then every skip in this directory is reported as a failure naming the missing tool.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 TIMEOUT_MS = 10_000
 POLL = 0.02  # serve_forever poll interval: shutdown() waits up to one interval
+REQUIRE_ENV = "SANDBOX_REQUIRE_BROWSER"
 
 
 def chromium_executable() -> str | None:
@@ -32,6 +36,29 @@ def chromium_executable() -> str | None:
     wanted = os.environ.get("SANDBOX_CHROMIUM") or "/usr/bin/chromium"
     path = shutil.which(wanted)
     return path if path and os.path.isfile(path) else None
+
+
+def browser_required() -> bool:
+    """CI demands the browser tests (``SANDBOX_REQUIRE_BROWSER=1``): a skip there would hide a missing tool."""
+    return os.environ.get(REQUIRE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _as_failure(report, what: str) -> None:
+    """Turn a skip (not an xfail) into a failure that names why the test could not run."""
+    if not (browser_required() and report.skipped and not hasattr(report, "wasxfail")):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = (f"{REQUIRE_ENV}=1 but this {what} was skipped: {reason}\n"
+                       f"(install Debian's chromium and the playwright package, or set SANDBOX_CHROMIUM)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    """Module-level skips (``importorskip("playwright...")``) fail too when the browser is required."""
+    report = yield
+    _as_failure(report, "module")
+    return report
 
 
 # --- the sandbox, served for the browser ------------------------------------------------------------------------
@@ -193,6 +220,7 @@ def chromium():
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
+    _as_failure(report, "test")
     setattr(item, f"rep_{report.when}", report)
     return report
 
