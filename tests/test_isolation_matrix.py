@@ -122,6 +122,9 @@ OPEN_FINANCE = Factory(setup=_of_setup, refused=frozenset({400}), entries={
                                      own_result=_of_own_job),
     # unknown and foreign jobs are "400 Invalid jobId" (s.5: the guide has no 404)
     "get_financial_report": Entry(ids=lambda a: {"jobId": a.job}, request=_OF_CALL),
+    # --- connections.py entries ---
+    # --- accounts.py entries ---
+    # --- decisions.py entries ---
 })
 
 
@@ -221,6 +224,8 @@ FINLEAP = Factory(setup=_finx_setup, refused=frozenset({403, 404}), entries={
     "create_sync": Entry(ids=_fresh_sync_ids, request=lambda a: (_bearer(a.token), {}),
                          snapshot=lambda o: o.syncs()),
     "get_sync": Entry(ids=lambda a: {"access_id": a.access, "sync_id": a.sync}, request=_fx_call),
+    # --- product flows entries (service.py, widget.py) ---
+    # --- insights.py entries ---
 })
 
 # --- finoOS ------------------------------------------------------------------------------------------------------
@@ -418,6 +423,9 @@ FINO = Factory(setup=_fino_setup, refused=frozenset({403, 404}), entries={
                             snapshot=lambda o: o.api("GET", f"/advisors/{o.advisor}")),
     "delete_advisor": Entry(ids=_fino_fresh_advisor, request=_fino(),
                             snapshot=lambda o: o.api("GET", f"/advisors/{o.fresh_advisor}")),
+    # --- categorization.py entries ---
+    # --- detection.py entries ---
+    # --- cockpits.py entries ---
 })
 
 

@@ -43,6 +43,8 @@ PROVIDER = Provider(
         "get_access": Op(scope=ACCOUNTS),
         "create_sync": Op(scope=ACCOUNTS, body="json"),
         "get_sync": Op(scope=ACCOUNTS),
+        # --- finleap-products.md: widget links of every product, payments, receipts (service.py, widget.py) -------
+        # --- finleap-products.md: securities, contracts, aggregations, risk reports, categorize (insights.py) ------
     },
     pages={"widget": widget_page, "sync_sca": sync_sca_page},
     pages_dir=str(Path(__file__).with_name("pages")),

@@ -21,6 +21,7 @@ from ...core.validation import schema_id
 from ...ledger import generate_ledger
 from ...ledger.models import Ledger
 from . import data, reports, widget
+from .insights import Insights
 
 PROVIDER = "finleap"
 SYNC_KIND = "finleap.sync"
@@ -51,7 +52,9 @@ def _token(rng: random.Random, prefix: str) -> str:
     return prefix + "".join(rng.choice(alphabet) for _ in range(rng.randint(120, 1200)))
 
 
-class FinleapService:
+class FinleapService(Insights):
+    """Widget links, tokens, reports, accounts, notifications and syncs here; insights.py adds the data products."""
+
     def __init__(self, sandbox):
         self.sb = sandbox
         cfg = sandbox.config
@@ -65,6 +68,7 @@ class FinleapService:
         # finleap.md s.7: notifications carry finX's User-Agent, count 2xx and 3xx as delivered, and are not signed
         sandbox.webhooks.configure(PROVIDER, signature=False, headers={"User-Agent": "finx-notification/1.0"},
                                    accept_3xx=True)
+        Insights.setup(self)
 
     def _txns(self, tenant: str, account_id: str):
         return self.sb.collection(tenant, _TXNS, scope=account_id, id_field="transaction_id")

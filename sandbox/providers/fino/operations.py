@@ -73,6 +73,9 @@ PROVIDER = Provider(
         "update_advisor": Op(body="json"),
         "delete_advisor": Op(),
         "get_platform_status": Op(auth="none"),
+        # --- part 2, section 10: categorization (categorization.py) ---------------------------------------------
+        # --- part 2, section 10: account detection and history, contracts, companies (detection.py) ------------
+        # --- part 2, section 10: cockpits, recommendations, person and company analytics (cockpits.py) -----------
     },
     # section 12: banking_ui_management shares /uba/auth with banking_ui_connect (the session decides the section)
     pages={"banking_ui_connect": connect.banking_ui_page, "money_transfer_sca": connect.money_transfer_sca_page,

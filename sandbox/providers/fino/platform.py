@@ -128,6 +128,7 @@ class Platform:
     def setup(self) -> None:
         """The analysis run kind (2 s on the sandbox clock by default) and finoOS's webhook defaults: no HMAC
         header (a subscriber's secret travels in the payload, section 11)."""
+        self.result_computers = {}
         self.sb.runs.register(model.ANALYSIS, ANALYSIS_STATES, done_state="DONE", failed_state="FAILED",
                               compute=self._compute_analysis, statuses=ANALYSIS_STATUSES, while_running="previous",
                               on_done=self._analysis_done)
@@ -391,11 +392,31 @@ class Platform:
         return self.analysis_results(tenant, user_id, run)
 
     def analysis_results(self, tenant: str, user_id: str, run: dict) -> dict:
-        """A run's results keyed by result (= webhook event) name. Part 1: the banking snapshot the run saw."""
+        """A run's results keyed by result (= webhook event) name: the banking snapshot the run saw, then every
+        result kind an area registered (``register_result``), each computed from the bookings as they are now."""
         scope = self._scope(tenant)
         accounts = model.accounts(scope, user_id).list()
         count = sum(model.transactions(scope, user_id, a["accountId"]).count() for a in accounts)
-        return {"banking": {"accounts": len(accounts), "transactions": count}}
+        results = {"banking": {"accounts": len(accounts), "transactions": count}}
+        for kind, compute in self.result_computers.items():
+            results[kind] = compute(scope, user_id, run, results)
+        return results
+
+    def register_result(self, kind: str, compute) -> None:
+        """Let an area add a result kind to every analysis run: ``compute(scope, user_id, run, results_so_far)``
+        returns a JSON-able dict stored with the run (kinds computed in registration order)."""
+        self.result_computers[kind] = compute
+
+    def read_result(self, ctx, user_id: str, kind: str, *user_scopes: str) -> dict:
+        """The newest completed run's ``kind`` result for a live user of this tenant: 404 before the first run
+        completed (the previous run's results while a new one runs, section 6), 403 outside the user's scopes."""
+        self.live_user(ctx, user_id)
+        if user_scopes:
+            self.require_user_scopes(ctx, *user_scopes)
+        results = self.sb.runs.results(ctx.tenant, model.ANALYSIS, user_id, poll=True)
+        if kind not in results:
+            raise NotFound(f"No {kind} results for this user yet")
+        return results[kind]
 
     @staticmethod
     def analysis_events(user_type: str, scopes) -> list[str]:

@@ -24,6 +24,9 @@ PROVIDER = Provider(
         # "No body is required; ignore any body" (section 5); POST .../financial-report/ -> 400 Missing customerId
         "create_financial_report": Op(scope=REPORT_SCOPE, envelope="report", empty_tail=True),
         "get_financial_report": Op(scope=REPORT_SCOPE, envelope="report"),
+        # --- connections, journey, open banking, providers, branches (connections.py) ---------------------------
+        # --- accounts, transactions, categories, securities (accounts.py) ----------------------------------------
+        # --- monthly report, decision and scoring jobs (decisions.py) ---------------------------------------------
     },
     pages={"financial_report_pdf": financial_report_pdf},
     scenarios=SCENARIOS,

@@ -16,6 +16,9 @@ from ...core.signing import expires_at
 from ...ledger import generate_ledger
 from ...ledger.models import ledger_from_json
 from . import data
+from .accounts import Accounts
+from .connections import Connections
+from .decisions import Decisions
 from .reports import build_financial_report, report_pdf_sections
 
 PROVIDER = "open_finance"
@@ -39,12 +42,19 @@ def _b64(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).rstrip(b"=").decode()
 
 
-class OpenFinanceService:
+AREAS = (Connections, Accounts, Decisions)
+
+
+class OpenFinanceService(*AREAS):
+    """Token and financial report here; connections.py, accounts.py and decisions.py add the extended areas."""
+
     def __init__(self, sandbox):
         self.sb = sandbox
         self.ttl = int(sandbox.config["OPEN_FINANCE_TOKEN_TTL"])
         self.strict = bool(sandbox.config["OPEN_FINANCE_STRICT_CONNECTIONS"])
         self.pdf_link_ttl = float(sandbox.config["OPEN_FINANCE_PDF_LINK_TTL"])
+        for area in AREAS:
+            area.setup(self)
 
     # --- auth ------------------------------------------------------------------------------------------------
     def create_token(self, ctx) -> dict:
