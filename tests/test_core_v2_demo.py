@@ -846,3 +846,32 @@ def test_a_request_refused_before_the_service_is_journaled_in_its_sub_tenant(cli
     assert [(e["operation"], e["status"]) for e in journal] == [("demo.create_item", 400)]
     top = client.get("/_sandbox/journal", query_string={"tenant": "sandbox-client"}).json["entries"]
     assert top == []
+
+
+def test_static_assets_are_served_from_the_pages_prefix_without_auth_and_never_outside_their_directory(
+        demo_files, monkeypatch, tmp_path):
+    """Provider.assets_dir: files under <pages prefix>/_assets/ (a stand-in for a provider's public CDN, e.g.
+    finoOS company logos), no credentials; unknown files and path traversal are 404; asset_url is absolute."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from sandbox.core.dispatch import asset_url
+
+    assets = tmp_path / "assets"
+    (assets / "logos").mkdir(parents=True)
+    (assets / "logos" / "acme.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    (tmp_path / "secret.txt").write_text("not an asset")
+    catalogue, registry = demo_files
+    monkeypatch.setattr(providers_module, "PROVIDERS",
+                        [*providers_module.PROVIDERS, replace(DECL, assets_dir=str(assets))])
+    monkeypatch.setattr(context_module, "_SCHEMAS", registry)
+    app = create_app({"CATALOGUE": str(catalogue), "SEED": 3}, store=MemoryStore(), system_clock=FakeWall())
+    http = app.test_client()
+    r = http.get("/demo/_assets/logos/acme.svg")
+    assert r.status_code == 200 and r.mimetype == "image/svg+xml" and b"<svg" in r.data
+    assert http.get("/demo/_assets/logos/nope.svg").status_code == 404
+    assert http.get("/demo/_assets/../secret.txt").status_code == 404
+    assert http.get("/demo/_assets/%2e%2e/secret.txt").status_code == 404
+    with app.test_request_context("/", base_url="http://127.0.0.1:8080"):
+        ctx = SimpleNamespace(sandbox=app.extensions["sandbox"], provider="demo")
+        assert asset_url(ctx, "logos/acme.svg") == "http://127.0.0.1:8080/demo/_assets/logos/acme.svg"

@@ -349,8 +349,31 @@ def install(app, sandbox, decl: Provider, section: dict, catalogue_names: set[st
     app.register_blueprint(bp)
     if page_ops:
         app.register_blueprint(mount(sandbox, decl, page_ops, service, pages_prefix), name=f"{decl.name}_pages")
+    if decl.assets_dir:
+        _serve_assets(app, decl, pages_prefix)
     sandbox.providers[decl.name] = mounted
     return mounted
+
+
+ASSETS = "/_assets"
+
+
+def _serve_assets(app, decl: Provider, pages_prefix: str) -> None:
+    """Serve a provider's static files (no auth: they stand in for a public CDN such as a logo host); paths
+    outside the directory and unknown files are 404."""
+    from flask import send_from_directory
+
+    def asset(filename: str):
+        return send_from_directory(decl.assets_dir, filename, max_age=3600)
+
+    app.add_url_rule(f"{pages_prefix}{ASSETS}/<path:filename>", endpoint=f"{decl.name}_assets", view_func=asset,
+                     methods=["GET"])
+
+
+def asset_url(ctx, path: str) -> str:
+    """Absolute public URL of one of the provider's static files (``Provider.assets_dir``); needs a request."""
+    mounted = ctx.sandbox.providers[ctx.provider]
+    return public_base_url(ctx.sandbox.config) + mounted.pages_prefix + ASSETS + "/" + path.lstrip("/")
 
 
 def _serve_openapi(bp: Blueprint, mounted: Mounted) -> None:

@@ -93,6 +93,8 @@ class Provider:
     pages: dict[str, Callable] = field(default_factory=dict)   # page short name -> handler(ctx, **params)
     page_methods: tuple[str, ...] = ("GET", "POST")     # hosted pages take plain form posts too
     pages_dir: str | None = None                        # templates of the hosted pages
+    assets_dir: str | None = None                       # static files (logos, images) served read-only at
+                                                        # <pages prefix>/_assets/<path>; links via asset_url()
     scenarios: list = field(default_factory=list)      # magic values, served by the control API
     fire_webhook: str | None = None                     # service method name for /_sandbox/webhooks/fire
     tenant_header: str | None = None                    # a header naming a sub-tenant within the client (finoOS
