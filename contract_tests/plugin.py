@@ -6,6 +6,7 @@ server. Tests marked ``control`` need the sandbox control API and skip themselve
 from __future__ import annotations
 
 import os
+import secrets
 
 import pytest
 
@@ -38,11 +39,17 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def contract_options(request):
+    """This test's options (a fresh copy per test). Against a served sandbox, make_transport replaces the client
+    credentials with a client of the test's own, in a tenant of its own, deleted (and so cleaned) afterwards."""
     o = request.config.getoption
-    return {"base_url": o("--base-url"), "client_id": o("--client-id"), "client_secret": o("--client-secret"),
-            "user_id": o("--user-id"), "real": o("--real-provider"), "admin_token": o("--admin-token")}
+    options = {"base_url": o("--base-url"), "client_id": o("--client-id"), "client_secret": o("--client-secret"),
+               "user_id": o("--user-id"), "real": o("--real-provider"), "admin_token": o("--admin-token"),
+               "cleanup": []}
+    yield options
+    for step in reversed(options["cleanup"]):
+        step()
 
 
 def served_routes(app, provider: str) -> dict[str, tuple[str, str, list[str]]]:
@@ -70,6 +77,12 @@ def make_transport(contract_options, provider: str, app_factory):
                   for name, r in control.get("/operations")[provider].items()}
         transport = HTTPTransport(root, routes, "")
         transport.raw_prefix = prefix
+        # a sandbox these checks did not start: never reset, reseed or move the clock of anybody else's tenant
+        own = control.create_client(client_id=f"check-{provider.replace('_', '-')}-{secrets.token_hex(6)}",
+                                    client_secret=secrets.token_urlsafe(24))
+        control.tenant = own["tenant"]
+        contract_options.update(client_id=own["client_id"], client_secret=own["client_secret"])
+        contract_options.setdefault("cleanup", []).append(control.cleanup)
         return transport, control
     app = app_factory()
     transport = WSGITransport(app, served_routes(app, provider), "")

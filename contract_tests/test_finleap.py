@@ -308,8 +308,8 @@ def test_redirect_uri_mismatch_and_foreign_client_are_invalid_grants(fx):
     nrich(fx.exchange(code, redirect_uri="https://evil.example.com/cb"), 400, 1100)
     link = fx.link()
     code = dict(fx.widget(link["location"], link["id"]))["code"]
-    fx.control.create_client(client_id="other", client_secret="other-secret")
-    nrich(fx.exchange(code, client=fx.basic("other", "other-secret")), 400, 1100)
+    other = fx.control.create_client(client_id="other", client_secret="other-secret")
+    nrich(fx.exchange(code, client=fx.basic(other["client_id"], "other-secret")), 400, 1100)
     link = fx.link()
     code = dict(fx.widget(link["location"], link["id"]))["code"]
     status_in(fx.exchange(code, redirect_uri=None), 200)  # redirect_uri is optional in the exchange

@@ -154,9 +154,9 @@ def test_token_lives_300_seconds_on_the_sandbox_clock(fx):
 
 @pytest.mark.control
 def test_scope_echoes_booked_scopes_and_gates_endpoints(fx):
-    fx.control.create_client(client_id="fino-small", client_secret="small-secret",
-                             scopes={"fino": ["banking", "credits", "not-a-scope"]})
-    r = fx.auth(client_id="fino-small", secret="small-secret")
+    small = fx.control.create_client(client_id="fino-small", client_secret="small-secret",
+                                     scopes={"fino": ["banking", "credits", "not-a-scope"]})
+    r = fx.auth(client_id=small["client_id"], secret="small-secret")
     status_in(r, 200)
     assert r.json["scope"] == "banking credits"
     h = fx.h(token=r.json["access_token"])
@@ -224,8 +224,8 @@ def test_tenants_isolate_users(fx):
 @pytest.mark.control
 def test_users_of_another_client_are_not_found(fx):
     user = fx.user()
-    fx.control.create_client(client_id="fino-other", client_secret="other-secret")
-    other = fx.h(token=fx.auth(client_id="fino-other", secret="other-secret").json["access_token"])
+    other_client = fx.control.create_client(client_id="fino-other", client_secret="other-secret")
+    other = fx.h(token=fx.auth(client_id=other_client["client_id"], secret="other-secret").json["access_token"])
     provider_error(fx.call("get_user", path_params={"user-id": user["userID"]}, headers=other), 404)
     assert fx.ok("list_users", headers=other).json["context"]["count"] == 0
 
@@ -324,8 +324,8 @@ def test_user_by_custom_user_id_needs_a_cockpit_and_lists_duplicates(fx):
     user = fx.user(customUserID="4711", name="Max")
     twin = fx.user(tenant="branch-2", customUserID="4711", name="Max B", type="company")
     fx.user(customUserID="other")
-    fx.control.create_client(client_id="fino-other", client_secret="other-secret")
-    other = fx.h(token=fx.auth(client_id="fino-other", secret="other-secret").json["access_token"])
+    other_client = fx.control.create_client(client_id="fino-other", client_secret="other-secret")
+    other = fx.h(token=fx.auth(client_id=other_client["client_id"], secret="other-secret").json["access_token"])
     status_in(fx.call("create_user", json_body={"type": "person", "customUserID": "4711"}, headers=other), 201)
     path = {"custom-user-id": "4711"}
     provider_error(fx.call("get_user_by_custom_user_id", path_params=path, headers=fx.h()), 404)   # no cockpit yet
@@ -379,8 +379,8 @@ def test_webhooks_are_visible_only_to_their_client_whatever_the_tenant(fx):
     hook = fx.ok("create_webhook", 201, json_body={"url": "https://h.example/x", "events": ["banking"]},
                  headers=fx.h("some-tenant")).json
     status_in(fx.call("get_webhook", path_params={"webhook-id": hook["id"]}, headers=fx.h()), 200)
-    fx.control.create_client(client_id="fino-other", client_secret="other-secret")
-    other = fx.h(token=fx.auth(client_id="fino-other", secret="other-secret").json["access_token"])
+    other_client = fx.control.create_client(client_id="fino-other", client_secret="other-secret")
+    other = fx.h(token=fx.auth(client_id=other_client["client_id"], secret="other-secret").json["access_token"])
     provider_error(fx.call("get_webhook", path_params={"webhook-id": hook["id"]}, headers=other), 404)
     assert fx.ok("list_webhooks", headers=other).json == {"webhooks": []}
 

@@ -352,8 +352,8 @@ def test_both_operations_need_the_key_pair(fx):
 def test_statements_are_visible_only_to_the_key_pair_that_uploaded_them(fx):
     pdf, _ = _statement("icici", inconsistent=False, months=1)
     client_id = fx.uploaded(pdf)
-    fx.control.create_client(client_id="lender-two", client_secret="lender-two-secret")
-    other = fx.keys("lender-two", "lender-two-secret")
+    two = fx.control.create_client(client_id="lender-two", client_secret="lender-two-secret")
+    other = fx.keys(two["client_id"], "lender-two-secret")
     provider_error(fx.result(client_id, headers=other), 404)
     provider_error(fx.result(client_id, headers=other, post=True), 404)
     status_in(fx.result(client_id), 200)

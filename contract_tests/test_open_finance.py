@@ -156,9 +156,9 @@ def test_token_expires_on_the_sandbox_clock(of):
 @pytest.mark.control
 def test_a_client_without_read_connections_gets_403(of):
     transport, control, _ = of
-    control.create_client(client_id="narrow", client_secret="narrow-secret",
-                          scopes={"open_finance": ["read:accounts"]})
-    tok = token(of, client_id="narrow", client_secret="narrow-secret")
+    narrow = control.create_client(client_id="narrow", client_secret="narrow-secret",
+                                   scopes={"open_finance": ["read:accounts"]})
+    tok = token(of, client_id=narrow["client_id"], client_secret="narrow-secret")
     provider_error(create_report(of, tok), 403, {
         "type": "CLIENT_ERROR",
         "message": "Forbidden - Access token missing the required permissions to preform this action"})
@@ -225,9 +225,9 @@ def test_a_job_is_visible_only_to_the_user_whose_token_created_it(of):
 @pytest.mark.control
 def test_tenants_never_see_each_others_jobs(of):
     transport, control, _ = of
-    control.create_client(client_id="other-org", client_secret="other-secret")
+    other = control.create_client(client_id="other-org", client_secret="other-secret")
     mine = token(of, user_id="same-user")
-    theirs = token(of, user_id="same-user", client_id="other-org", client_secret="other-secret")
+    theirs = token(of, user_id="same-user", client_id=other["client_id"], client_secret="other-secret")
     job_id = create_report(of, mine).json["jobId"]
     provider_error(transport.call(GET, path_params={"jobId": job_id}, headers=bearer(theirs)), 400)
 
@@ -302,6 +302,9 @@ def test_huge_bodies_and_garbage_get_envelopes_and_lose_nothing(of):
 @pytest.mark.control
 def test_same_seed_and_calls_give_byte_identical_responses(of):
     transport, control, _ = of
+    if control.tenant is not None:
+        pytest.skip("byte-identical replays need a sandbox these checks started: a shared one is never reseeded, "
+                    "and a reset tenant gets new credentials (trust: secrets change after a reset)")
 
     def run():
         control.reset()

@@ -111,13 +111,25 @@ class HTTPTransport(Transport):
 
 
 class Control:
-    """The sandbox control API (/_sandbox), over the same transport as the provider calls."""
+    """The sandbox control API (/_sandbox), over the same transport as the provider calls.
 
-    def __init__(self, transport: Transport, admin_token: str | None = None):
+    ``tenant`` (set when the checks run against a served sandbox they did not start): every call that takes a
+    tenant is scoped to the checks' own, so a reset, a clock move or a job policy never touches anybody else's data;
+    clients a test creates get a unique id (``create_client`` answers the real one) and are deleted by ``cleanup``.
+    """
+
+    def __init__(self, transport: Transport, admin_token: str | None = None, tenant: str | None = None):
         self.t = transport
         self.admin_token = admin_token   # a locked sandbox (SANDBOX_ADMIN_TOKEN) wants it on every control call
+        self.tenant = tenant
+        self.created: list[str] = []
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+        if self.tenant and not path.startswith("/clients"):   # a new client's "tenant" names its own
+            if method == "GET" and "tenant=" not in path:
+                path += ("&" if "?" in path else "?") + urlencode({"tenant": self.tenant})
+            elif method != "GET":
+                body = self._scoped(body or {})
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if self.admin_token:
             headers["Authorization"] = f"Bearer {self.admin_token}"
@@ -126,40 +138,71 @@ class Control:
         assert status < 300, f"control API {method} {path} -> {status}: {content[:300]!r}"
         return json.loads(content) if content else {}
 
+    def _scoped(self, body: dict) -> dict:
+        return {"tenant": self.tenant, **body} if self.tenant and "tenant" not in body else body
+
     def reset(self, tenant=None):
+        tenant = tenant or self.tenant
         return self._call("POST", "/reset", {"tenant": tenant} if tenant else {})
 
     def clock(self, action: str, **body):
-        return self._call("POST", f"/clock/{action}", body)
+        return self._call("POST", f"/clock/{action}", self._scoped(body))
 
     def policy(self, **body):
-        return self._call("PUT", "/jobs/policy", body)
+        return self._call("PUT", "/jobs/policy", self._scoped(body))
 
     def clear_policy(self, **body):
-        return self._call("DELETE", "/jobs/policy", body)
+        return self._call("DELETE", "/jobs/policy", self._scoped(body))
 
     def job(self, job_id: str, action: str | None = None, **body):
         if action:
-            return self._call("POST", f"/jobs/{job_id}/{action}", body)
+            return self._call("POST", f"/jobs/{job_id}/{action}", self._scoped(body))
         return self._call("GET", f"/jobs/{job_id}")
 
     def create_client(self, **body):
-        return self._call("POST", "/clients", body)
+        """A new client; against a shared sandbox its id (and tenant) get a unique suffix: use the answer's."""
+        if self.tenant:
+            import uuid
 
-    def journal(self, tenant: str = "sandbox-client", **query):
-        qs = urlencode({"tenant": tenant, **query})
+            suffix = uuid.uuid4().hex[:12]
+            for key in ("client_id", "tenant"):
+                if body.get(key):
+                    body[key] = f"{body[key]}-{suffix}"
+        created = self._call("POST", "/clients", body)
+        self.created.append(created["client_id"])
+        return created
+
+    def delete_client(self, client_id: str) -> None:
+        self._call("DELETE", f"/clients/{quote(client_id, safe='')}")
+
+    def cleanup(self) -> None:
+        """Delete every client this control created (each one's tenant is released, clean)."""
+        while self.created:
+            client_id = self.created.pop()
+            try:
+                self.delete_client(client_id)
+            except AssertionError:
+                pass   # deleted by the test itself
+
+    def journal(self, tenant: str | None = None, **query):
+        qs = urlencode({"tenant": tenant or self.tenant or "sandbox-client", **query})
         return self._call("GET", f"/journal?{qs}")
+
+    def complete_flow(self, flow_id: str, outcome: str = "success", **options):
+        return self._call("POST", f"/flows/{quote(flow_id, safe='')}/complete",
+                          self._scoped({"outcome": outcome, **options}))
 
     def get(self, path: str):
         return self._call("GET", path)
 
-    def flush_webhooks(self, tenant: str = "sandbox-client", provider: str | None = None, rounds: int = 50) -> list:
+    def flush_webhooks(self, tenant: str | None = None, provider: str | None = None, rounds: int = 50) -> list:
         """Deliver every due webhook now (``/tick``) and return the delivery log once nothing is in flight.
 
         Requests only enqueue deliveries; in-process the tick sends them at once, against a served sandbox its own
         delivery worker may hold a lease on one, so the log is re-read (bounded) until none is pending."""
         import time
 
+        tenant = tenant or self.tenant or "sandbox-client"
         qs = urlencode({"tenant": tenant, **({"provider": provider} if provider else {})})
         deliveries: list = []
         for _ in range(rounds):

@@ -167,6 +167,19 @@ def read_ahead_worker():
             length = int(match.group(1)) if match else 0
             return body >= length or length > READ_AHEAD_BODY
 
+        def whole(self) -> bool:
+            """The whole request (head and body) is in the buffer: after the response, what the application left
+            unread can be dropped and the connection kept alive."""
+            end = self.buf.find(_HEAD_END)
+            if end < 0:
+                return False
+            head = bytes(self.buf[:end + 2])
+            body = len(self.buf) - end - 4
+            if chunked_re.search(head):
+                return self.buf.endswith(b"0\r\n\r\n")
+            match = length_re.search(head)
+            return body >= (int(match.group(1)) if match else 0)
+
     class ReadAheadWorker(SyncWorker):
         def run(self):
             if self.cfg.is_ssl:
@@ -264,8 +277,13 @@ def read_ahead_worker():
                 parser = http.get_parser(self.cfg, client, conn.addr)
                 parser.unreader.unread(bytes(conn.buf))
                 req = next(parser)
-                if self.handle_request(conn.listener, req, client, conn.addr) and self.alive \
-                        and parser.finish_body(deadline=time.monotonic() + IO_TIMEOUT):
+                # A body that was not read ahead whole (over the size limit) cannot be skipped cheaply: that
+                # response says "Connection: close" (a pooled client must not reuse the socket); one read ahead is
+                # dropped from the buffer whatever its size (gunicorn's own drain stops at 64 KB and then closed
+                # the connection after a keep-alive response: a client's next request on it failed).
+                whole = conn.whole()
+                if self.handle_request(conn.listener, req, client, conn.addr, whole) and self.alive \
+                        and parser.finish_body(deadline=time.monotonic() + IO_TIMEOUT, max_bytes=READ_AHEAD_BODY):
                     return _Pending(client, conn.addr, conn.listener, parser.unreader.take_buffered(),
                                     self.cfg.keepalive)
             except (http.errors.NoMoreData, StopIteration, socket.timeout):
@@ -278,14 +296,14 @@ def read_ahead_worker():
             util.close_graceful(client)
             return None
 
-        def handle_request(self, listener, req, client, addr) -> bool:
+        def handle_request(self, listener, req, client, addr, whole: bool = True) -> bool:
             """SyncWorker.handle_request without its forced close: True when the connection may stay open."""
             environ, resp = {}, None
             try:
                 self.cfg.pre_request(self, req)
                 request_start = datetime.now()
                 resp, environ = wsgi.create(req, client, addr, listener.getsockname(), self.cfg)
-                if not self.cfg.keepalive:
+                if not self.cfg.keepalive or not whole:
                     resp.force_close()
                 self.nr += 1
                 if self.nr >= self.max_requests:

@@ -111,3 +111,20 @@ def test_served_chunked_body_under_the_limit_is_read(server):
     sock.close()
     assert data.startswith(b"HTTP/1.1 200"), data[:300]
     assert b'"accessToken"' in data
+
+
+@pytest.mark.parametrize("size", [LIMIT + 10, 3 * LIMIT], ids=["read-ahead", "over-read-ahead"])
+def test_a_pooled_client_keeps_working_after_a_413(server, size):
+    """A client with a connection pool (requests.Session) sends a body over the limit, then its next request: that
+    one must be answered, never fail with "connection closed without response" (the server either keeps the
+    connection usable or says ``Connection: close`` on the 413 so the client opens a new one)."""
+    base = f"http://127.0.0.1:{server}"
+    session = requests.Session()
+    body = b'{"userId": "' + b"x" * size + b'"}'
+    first = session.post(base + "/open-finance/oauth/token", data=body, headers={"Content-Type": "application/json"},
+                         timeout=30)
+    assert first.status_code == 413
+    for _ in range(3):
+        after = session.post(base + "/open-finance/oauth/token", data="userId=a",
+                             headers={"Content-Type": "text/plain"}, timeout=30)
+        assert after.status_code == 400
