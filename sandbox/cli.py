@@ -350,9 +350,13 @@ def read_ahead_worker():
 @click.option("--admin-token", envvar="SANDBOX_ADMIN_TOKEN", default=None,
               help="The sandbox's admin token, when its control API is locked (default: $SANDBOX_ADMIN_TOKEN).")
 @click.option("--real-provider", is_flag=True, help="Target is the real provider: skip control-API tests.")
+@click.option("--junit-xml", "junit_xml", default=None, metavar="PATH", help="Write a JUnit XML report (for CI).")
 @click.pass_context
-def check(ctx, provider, base_url, client_id, client_secret, user_id, admin_token, real_provider):
-    """Run PROVIDER's contract tests (in-process by default); extra arguments go to pytest."""
+def check(ctx, provider, base_url, client_id, client_secret, user_id, admin_token, real_provider, junit_xml):
+    """Run PROVIDER's contract tests (in-process by default); extra arguments go to pytest.
+
+    Against a served sandbox each test uses a client and tenant of its own, deleted afterwards: other tenants'
+    data, the clock and the seed are never touched, so it can run any number of times against any seed."""
     import pytest
 
     import glob
@@ -370,7 +374,44 @@ def check(ctx, provider, base_url, client_id, client_secret, user_id, admin_toke
             args += [flag, value]
     if real_provider:
         args.append("--real-provider")
-    sys.exit(pytest.main(args + list(ctx.args)))
+    if junit_xml:
+        args.append(f"--junitxml={junit_xml}")
+    summary = CheckSummary(provider, base_url or "in-process")
+    code = pytest.main(args + list(ctx.args), plugins=[summary])
+    click.echo(summary.render())
+    sys.exit(code)
+
+
+class CheckSummary:
+    """A pytest plugin collecting one line per contract file and the failures, printed as one screen at the end."""
+
+    def __init__(self, provider: str, target: str):
+        self.provider, self.target = provider, target
+        self.files: dict[str, dict[str, int]] = {}
+        self.failures: list[str] = []
+
+    def pytest_runtest_logreport(self, report):
+        if report.when != "call" and not (report.failed or report.skipped):
+            return
+        name = report.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+        counts = self.files.setdefault(name, {"passed": 0, "failed": 0, "skipped": 0})
+        outcome = "failed" if report.failed else "skipped" if report.skipped else "passed"
+        if report.when == "call" or outcome != "passed":
+            counts[outcome] += 1
+        if report.failed:
+            self.failures.append(report.nodeid)
+
+    def render(self) -> str:
+        total = {k: sum(c[k] for c in self.files.values()) for k in ("passed", "failed", "skipped")}
+        verdict = "PASS" if not total["failed"] and total["passed"] else "FAIL"
+        lines = [f"sandbox check {self.provider} against {self.target}: {verdict} "
+                 f"({total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped)"]
+        lines += [f"  {name:<44} {c['passed']:>4} passed {c['failed']:>3} failed {c['skipped']:>3} skipped"
+                  for name, c in sorted(self.files.items())]
+        lines += [f"  FAILED {nodeid}" for nodeid in self.failures[:20]]
+        if len(self.failures) > 20:
+            lines.append(f"  ... and {len(self.failures) - 20} more")
+        return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -120,17 +120,51 @@ def test_state_is_shared_across_workers(server):
     assert all(codes == {200} for codes in readers.values()), readers
 
 
+def _bystander(server: str) -> dict:
+    """Another team's state on the shared sandbox: its own client with an Open Finance report job."""
+    import secrets
+    client = requests.post(server + "/_sandbox/clients", headers=ADMIN, json={
+        "client_id": f"bystander-{secrets.token_hex(4)}", "client_secret": "bystander-secret"}).json()
+    token = requests.post(server + "/open-finance/oauth/token", json={
+        "userId": "b@example.com", "clientId": client["client_id"], "clientSecret": "bystander-secret"}).json()
+    h = {"Authorization": f"Bearer {token['accessToken']}"}
+    job = requests.post(server + "/open-finance/financial-report/043510023", headers=h).json()["jobId"]
+    done = requests.post(f"{server}/_sandbox/jobs/{job}/complete", headers=ADMIN, json={"tenant": client["tenant"]})
+    assert done.status_code == 200, done.text
+    return {"h": h, "job": job, "before": requests.get(f"{server}/open-finance/financial-report/{job}", headers=h),
+            "clock": requests.get(server + "/_sandbox/clock", headers=ADMIN).json(),
+            "clients": {c["client_id"] for c in requests.get(server + "/_sandbox/clients", headers=ADMIN).json()[
+                "clients"]}}
+
+
 @pytest.mark.parametrize("provider,prefix,selection", [
-    ("open_finance", "/open-finance", "three_call_flow or totals or visible_only or journal or expires"),
-    ("finleap", "/finleap", "three_call_flow or refresh_rotates or sync_adds or sca or tampered"),
-    ("finpass", "/finpass", ""),   # every Finpass contract test (AA, AA-BSA, statements, bureaus) over HTTP
-    ("fino", "/fino/api", ""),     # every finoOS contract test (platform, banking, connect) over HTTP
+    ("open_finance", "/open-finance", ""),   # every contract suite of the provider, over HTTP
+    ("finleap", "/finleap", ""),
+    ("finpass", "/finpass", ""),
+    ("fino", "/fino/api", ""),
 ])
-def test_sandbox_check_runs_the_contract_suite_over_http(server, provider, prefix, selection):
+def test_sandbox_check_runs_the_contract_suite_over_http(server, provider, prefix, selection, tmp_path):
+    """`sandbox check` against a shared served sandbox (seed 4, not CI's 0), TWICE in a row: it passes both times,
+    writes JUnit XML and a one-screen summary, and leaves another client's data, the seed, the global clock and
+    the client list as they were (each test used a client and tenant of its own, deleted afterwards)."""
+    bystander = _bystander(server)
     env = {k: v for k, v in os.environ.items() if k != "SANDBOX_ADMIN_TOKEN"}
-    result = subprocess.run([SANDBOX, "check", provider, "--base-url", server + prefix, "--admin-token", ADMIN_TOKEN,
-                             "-o", "addopts=", "-q", *(["-k", selection] if selection else []),
-                             "-p", "no:cacheprovider"],
-                            capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert re.search(r"\b([5-9]|[1-9][0-9]+) passed", result.stdout) and "failed" not in result.stdout, result.stdout
+    for run in (1, 2):
+        junit = tmp_path / f"run{run}.xml"
+        result = subprocess.run([SANDBOX, "check", provider, "--base-url", server + prefix, "--admin-token",
+                                 ADMIN_TOKEN, "--junit-xml", str(junit), "-o", "addopts=", "-q",
+                                 *(["-k", selection] if selection else []), "-p", "no:cacheprovider"],
+                                capture_output=True, text=True, timeout=900, cwd=ROOT, env=env)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+        assert re.search(r"\b([5-9]|[1-9][0-9]+) passed", result.stdout) and " failed" not in result.stdout.replace(
+            " 0 failed", ""), result.stdout[-3000:]
+        assert f"sandbox check {provider} against {server}{prefix}: PASS" in result.stdout
+        assert junit.read_text().startswith("<?xml") and 'failures="0"' in junit.read_text()
+    after = requests.get(f"{server}/open-finance/financial-report/{bystander['job']}", headers=bystander["h"])
+    assert after.status_code == 200 and after.json() == bystander["before"].json()
+    assert requests.get(server + "/_sandbox/seed", headers=ADMIN).json() == {"seed": 4}
+    clock = requests.get(server + "/_sandbox/clock", headers=ADMIN).json()
+    assert clock["frozen"] == bystander["clock"]["frozen"] and clock["offsetSeconds"] == bystander["clock"][
+        "offsetSeconds"]
+    clients = {c["client_id"] for c in requests.get(server + "/_sandbox/clients", headers=ADMIN).json()["clients"]}
+    assert clients == bystander["clients"]
