@@ -165,3 +165,25 @@ def test_debug_mode_validates_responses(wall):
     assert r.status_code == 200 and "X-Sandbox-Response-Invalid" not in r.headers
     entry = c.get("/_sandbox/journal").json["entries"][0]
     assert entry["verdict"] == {"request": "ok", "response": "ok"}
+
+
+@pytest.mark.parametrize("body, named", [
+    ({"userId": 42, "clientId": "journaled", "clientSecret": "journaled-secret-123"}, True),   # invalid body
+    ({"userId": 42, "clientId": "journaled", "clientSecret": "wrong"}, True),   # invalid body, wrong secret too
+    ({"userId": 42, "clientId": "nobody", "clientSecret": "x"}, False),         # names no client
+])
+def test_a_body_refused_before_authentication_is_journaled_to_the_client_it_names(client, body, named):
+    """Open Finance's token takes its credentials in the body, which is validated first: the refusal still reaches
+    the journal of the client the body names (that client's author must see it), and never anybody else's."""
+    assert client.post("/_sandbox/clients", json={"client_id": "journaled",
+                                                  "client_secret": "journaled-secret-123"}).status_code == 201
+    r = client.post("/open-finance/oauth/token", json=body)
+    assert r.status_code == 400
+    mine = client.get("/_sandbox/journal?tenant=journaled").get_json()["entries"]
+    default = client.get("/_sandbox/journal?tenant=sandbox-client").get_json()["entries"]
+    assert default == []
+    if named:
+        assert [(e["operation"], e["status"]) for e in mine] == [("open_finance.create_token", 400)]
+        assert mine[0]["verdict"]["request"] != "ok" and mine[0]["request"]["body"]["clientSecret"] == "[redacted]"
+    else:
+        assert mine == []

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, g, request, url_for
 
-from .errors import BadRequest, MalformedBody, UnsupportedMediaType, ValidationFailed
+from .errors import BadRequest, MalformedBody, SandboxError, UnsupportedMediaType, ValidationFailed
 from .operations import Operation, Provider, flask_rule, param_name, with_empty_tail
 from .validation import MAX_JSON_DEPTH, json_depth_exceeds, lone_surrogate_at, printable, schema_id
 
@@ -234,7 +234,12 @@ def _handler(sandbox, decl: Provider, op: Operation, service):
         parse_headers(ctx)
         ctx.query = request.args.to_dict()
         _validate(sandbox, op, "query", ctx.query)
-        parse_body(ctx)
+        try:
+            parse_body(ctx)
+        except SandboxError:
+            if scheme is not None and scheme.needs_body:
+                scheme.attribute(ctx)   # a rejected body is journaled to the client it names, so its author sees it
+            raise
         if scheme is not None and scheme.needs_body:
             scheme.resolve(ctx)
             _nest(ctx)

@@ -40,6 +40,9 @@ class Scheme:
     needs_body = False   # credentials travel in the body: resolved after the body is parsed and validated
     openapi: dict | None = None
 
+    def attribute(self, ctx) -> None:
+        """Name the caller's tenant without authenticating (journal attribution); nothing by default."""
+
     def resolve(self, ctx) -> None:
         raise NotImplementedError
 
@@ -57,12 +60,18 @@ class ClientScheme(Scheme):
     def credentials(self, ctx) -> tuple:
         raise NotImplementedError
 
+    def attribute(self, ctx) -> None:
+        """File the request under the tenant of the client it names (no authentication: a journal attribution for
+        requests refused before their credentials were checked, e.g. a token body that fails validation)."""
+        client_id, _ = self.credentials(ctx)
+        known = ctx.sandbox.auth.client(client_id) if isinstance(client_id, str) and client_id else None
+        if known:
+            ctx.tenant = known["tenant"]
+
     def resolve(self, ctx) -> None:
         client_id, secret = self.credentials(ctx)
         auth = ctx.sandbox.auth
-        known = auth.client(client_id) if isinstance(client_id, str) and client_id else None
-        if known:
-            ctx.tenant = known["tenant"]   # failed logins are journaled to the client they name
+        self.attribute(ctx)   # failed logins are journaled to the client they name
         client = auth.authenticate_client(client_id, secret)
         if client is None:
             raise Unauthorized(self.message)
