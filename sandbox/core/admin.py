@@ -286,6 +286,36 @@ def webhook_redeliver(hook_id: str):
     return current_sandbox().webhooks.redeliver(_tenant(body) or "sandbox-client", hook_id)
 
 
+@bp.route("/webhooks/subscriptions", methods=["GET", "POST"])
+def webhook_subscriptions():
+    """A tenant's webhook subscriptions to one provider's events: list them (GET ?provider=&tenant=), or add one
+    (POST {provider, tenant?, url, events?: ["*"], method?, secret?, auth?, headers?}). Stands in for a provider's
+    dashboard setting (Open Finance's organisation webhook, open_finance.md s.9); deliveries go through the outbox."""
+    sb = current_sandbox()
+    body = _body() if request.method == "POST" else {}
+    provider = body.get("provider") if request.method == "POST" else request.args.get("provider")
+    if provider not in sb.providers:
+        raise BadRequest(f"provider must be one of {sorted(sb.providers)}")
+    tenant = _own_tenant(body) or "sandbox-client"
+    if request.method == "GET":
+        return {"tenant": tenant, "subscriptions": sb.webhooks.subscriptions(tenant, provider)}
+    url = body.get("url")
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        raise BadRequest("url must be the subscriber's absolute http(s) URL")
+    extra = {k: body[k] for k in ("method", "secret", "auth", "headers") if body.get(k) is not None}
+    created = sb.webhooks.subscribe(tenant, provider, url=body["url"], events=body.get("events") or ["*"], **extra)
+    return jsonify(created), 201
+
+
+@bp.delete("/webhooks/subscriptions/<provider>/<sub_id>")
+def webhook_unsubscribe(provider: str, sub_id: str):
+    sb = current_sandbox()
+    if provider not in sb.providers:
+        raise NotFound(f"unknown provider {provider!r}")
+    sb.webhooks.unsubscribe(_own_tenant() or "sandbox-client", provider, sub_id)
+    return "", 204
+
+
 @bp.post("/webhooks/fire")
 def webhook_fire():
     """Fire a provider event on demand: {"provider", "tenant"?, ...provider-specific fields}."""
