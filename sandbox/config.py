@@ -15,7 +15,9 @@ DEFAULTS: dict = {
     "MAX_CONTENT_LENGTH": 1024 * 1024, # bodies over 1 MB get the provider's 413 envelope
     "OPEN_FINANCE_TOKEN_TTL": 86400,   # seconds (open_finance.md section 3: expiresIn honoured as seconds)
     "OPEN_FINANCE_STRICT_CONNECTIONS": False,  # open_finance.md section 5: no auto-provisioned connection
+    "OPEN_FINANCE_PRODUCTION_ENABLED": False,  # open_finance.md s.6: real providers without includeFakeProviders
     "OPEN_FINANCE_PDF_LINK_TTL": 3600.0,  # validity of the report PDF's pre-signed url, seconds on the sandbox clock
+    "FINLEAP_RECEIPT_TTL": 3600.0,     # finleap-products.md s.8: payment receipts readable 1 h (D-rcpt)
     "FINLEAP_CODE_TTL": 3600.0,        # finleap.md s.3: authorization code 1 h (an older doc said 5 min)
     "FINLEAP_ACCESS_TTL": 3600.0,      # access token 1 h
     "FINLEAP_REFRESH_TTL": 7776000.0,  # refresh token 90 days

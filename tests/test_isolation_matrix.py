@@ -116,15 +116,81 @@ def _of_own_job(owner, intruder, response):
 
 _OF_CALL = lambda actor: (_bearer(actor.token), None)   # noqa: E731
 
-OPEN_FINANCE = Factory(setup=_of_setup, refused=frozenset({400}), entries={
+# --- decisions.py helpers: decision / scoring jobs and the monthly report of one OFUser ---
+_OF_JOB_PATHS = {"decision": "decision", "decision_extended": "decision-extended", "private_scoring": "private-scoring"}
+
+
+def _of_user_id(actor) -> str:
+    """The userId a sandbox token was issued for (its JWT-looking payload's ``sub``, service.create_token)."""
+    payload = actor.token.split(".")[1]
+    import json
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
+
+
+def _of_v2_job(actor, path: str) -> str:
+    """A decision / scoring job of ``actor`` (its report made it a connection), made once per actor."""
+    jobs = actor.__dict__.setdefault("_v2_jobs", {})
+    if path not in jobs:
+        jobs[path] = _ok(actor.http.post(f"/open-finance/v2/{path}/043510023", headers=_bearer(actor.token)))["jobId"]
+    return jobs[path]
+
+
+def _of_own_v2_job(owner, intruder, response, path: str):
+    job = response.get_json()["jobId"]
+    assert intruder.http.get(f"/open-finance/v2/{path}/{job}", headers=_bearer(intruder.token)).status_code == 200
+    assert owner.http.get(f"/open-finance/v2/{path}/{job}", headers=_bearer(owner.token)).status_code == 400
+
+
+def _of_monthly_ids(actor) -> dict:
+    """The actor's own userId, its monthly report built (the first call answers 404 and builds it, s.6)."""
+    user = _of_user_id(actor)
+    first = actor.http.get(f"/open-finance/v2/data/monthly-report/{quote(user, safe='')}", headers=_bearer(actor.token))
+    assert first.status_code in (200, 404), first.get_data(as_text=True)
+    return {"userId": user}
+
+OPEN_FINANCE = Factory(setup=_of_setup, refused=frozenset({400, 404}), entries={   # 404: s.6 connection/data routes
     # customerId is the client's own customer reference, not an owned resource (open_finance.md s.5)
     "create_financial_report": Entry(ids=lambda a: {"customerId": "043510023"}, request=_OF_CALL, owned=False,
                                      own_result=_of_own_job),
     # unknown and foreign jobs are "400 Invalid jobId" (s.5: the guide has no 404)
     "get_financial_report": Entry(ids=lambda a: {"jobId": a.job}, request=_OF_CALL),
     # --- connections.py entries ---
+    # a foreign or unknown connection is "404 No connection was found" / "connection not found" (open_finance.md
+    # s.4/s.6); each actor's connection is created and consented through the control API (flows/<id>/complete)
+    "get_connection": Entry(ids=(_of_connection := lambda a: (lambda cid: (
+        _control(a.http, f"flows/{cid}/complete", {"outcome": "success"}), cid)[1])(_ok(a.http.post(
+            "/open-finance/v2/connections", json={"includeFakeProviders": True}, headers=_bearer(a.token)), 201)["id"]))
+        and (lambda a: {"connectionId": _of_connection(a)}), request=_OF_CALL),
+    "delete_connection": Entry(ids=lambda a: {"connectionId": _of_connection(a)}, request=_OF_CALL,
+                               snapshot=(_of_ids := lambda o: sorted(c["id"] for c in _ok(o.http.get(
+                                   "/open-finance/v2/connections", headers=_bearer(o.token)))["items"]))),
+    "refresh_connection": Entry(ids=lambda a: {"connectionId": _of_connection(a)}, request=_OF_CALL, snapshot=_of_ids),
+    # the path userId: another user's is 404 (a token sees only its own user, s.3); the same userId in another tenant
+    # names that tenant's own user (the matrix skips ids equal to the intruder's own)
+    "refresh_user_connections": Entry(ids=lambda a: (_of_connection(a), {"userId": __import__("json").loads(
+        base64.urlsafe_b64decode(a.token.split(".")[1] + "=="))["sub"]})[1], request=_OF_CALL, snapshot=_of_ids),
     # --- accounts.py entries ---
+    # another user's or tenant's account id or transaction SK is "404 Route or entity not found" / "Transaction not
+    # found" (open_finance.md s.4/s.6); each actor's data is its auto-provisioned report connection (s.5)
+    "get_account": Entry(ids=(_of_account := lambda a: {"accountId": _ok(a.http.get(
+        "/open-finance/v2/data/accounts", headers=_bearer(a.token)))["items"][0]["id"]}), request=_OF_CALL),
+    "get_account_balance_history": Entry(ids=_of_account, request=_OF_CALL),
+    "get_transaction": Entry(ids=(_of_sk := lambda a: {"SK": _ok(a.http.get(
+        "/open-finance/v2/data/transactions?limit=1", headers=_bearer(a.token)))["items"][0]["SK"]}), request=_OF_CALL),
+    "update_transaction": Entry(ids=_of_sk, request=lambda a: (_bearer(a.token), {
+        "transactionSk": _of_sk(a)["SK"], "mainCategory": "OTHER", "subCategory": "UNCATEGORIZED",
+        "labels": ["isolation"]}),
+        snapshot=lambda o: _ok(o.http.get("/open-finance/v2/data/transactions/" + quote(_of_sk(o)["SK"], safe=""),
+                                          headers=_bearer(o.token)))),
     # --- decisions.py entries ---
+    # the monthly report of another userId is "400 The user has no connections" (decisions.py; s.3 user-bound tokens)
+    "get_monthly_report": Entry(ids=lambda a: _of_monthly_ids(a), request=_OF_CALL),
+    # customerId names no owned resource: each caller starts its own job; jobs of others are "400 Invalid jobId" (s.7)
+    **{f"create_{kind}": Entry(ids=lambda a: {"customerId": "043510023"}, request=_OF_CALL, owned=False,
+                               own_result=lambda o, i, r, path=path: _of_own_v2_job(o, i, r, path))
+       for kind, path in _OF_JOB_PATHS.items()},
+    **{f"get_{kind}": Entry(ids=lambda a, path=path: {"jobId": _of_v2_job(a, path)}, request=_OF_CALL)
+       for kind, path in _OF_JOB_PATHS.items()},
 })
 
 
@@ -202,6 +268,18 @@ def _fresh_sync_ids(actor):
 
 _ACCOUNT = lambda a: {"account_id": a.account}   # noqa: E731
 
+
+def _receipt_of(actor) -> str:
+    """A successful one-time payment of the actor's client (its flow id = receipt id), made once per actor."""
+    if not getattr(actor, "_receipt", None):
+        link = _ok(actor.http.post("/finleap/onetime/payment", headers=actor.basic, json={
+            "redirect_uri": CALLBACK, "payment": {
+                "creditor": {"iban": "DE86990003540000002000", "name": "Peter Jackson"},
+                "amount": {"value": 57.99, "currency": "EUR"}, "purpose": "Thank you for the fish"}}), 201)
+        _control(actor.http, f"flows/{link['id']}/complete", {"outcome": "success"})
+        actor._receipt = link["id"]
+    return actor._receipt
+
 FINLEAP = Factory(setup=_finx_setup, refused=frozenset({403, 404}), entries={
     # finleap.md s.5: a report is readable with a token of its own flow (another flow's token: 403, inferred)
     "get_income_report": Entry(ids=lambda a: {"id": a.income_flow}, request=_fx_call),
@@ -225,7 +303,27 @@ FINLEAP = Factory(setup=_finx_setup, refused=frozenset({403, 404}), entries={
                          snapshot=lambda o: o.syncs()),
     "get_sync": Entry(ids=lambda a: {"access_id": a.access, "sync_id": a.sync}, request=_fx_call),
     # --- product flows entries (service.py, widget.py) ---
+    # finleap-products.md s.8 (D-rcpt): a receipt is the client's (HTTP Basic): another client gets 404 code 1004;
+    # every user of the same tenant is that same client, so only the other tenant is an intruder
+    "get_payment_receipt": Entry(ids=lambda a: {"id": _receipt_of(a)}, request=lambda a: (a.basic, None),
+                                 client_wide=True),
     # --- insights.py entries ---
+    # finleap-products.md s.11: accounts, accesses and contracts of another user are "not found" (1004)
+    "list_securities": Entry(ids=_ACCOUNT, request=_fx_call),
+    "list_contracts": Entry(ids=_ACCOUNT, request=_fx_call),
+    "list_payment_partners": Entry(ids=lambda a: {"account_id": a.account, "access_id": a.access}, request=_fx_call),
+    "list_categories": Entry(ids=lambda a: {"account_id": a.account, "access_id": a.access}, request=_fx_call),
+    "get_timeline": Entry(ids=lambda a: {"access_id": a.access}, request=_fx_call),
+    # the first contract the user still has (delete_contract consumes the owner's, get_contract then takes the next)
+    "get_contract": Entry(ids=lambda a: {"contract_id": a.get("/rest/contracts")[0]["id"]}, request=_fx_call,
+                          snapshot=lambda o: o.get("/rest/contracts")),
+    "delete_contract": Entry(ids=lambda a: {"contract_id": a.get("/rest/contracts")[0]["id"]}, request=_fx_call,
+                             snapshot=lambda o: o.get("/rest/contracts")),
+    # s.9: a risk report is readable with its own flow's token (another flow's token: 403, as the income report)
+    "get_risk_report": Entry(
+        ids=lambda a: {"id": (a.__dict__.get("_risk") or a.__dict__.setdefault(
+            "_risk", a._connect("risk-report", {"name": "Maria Müller"})))[0]},
+        request=lambda a: (_bearer(a.__dict__["_risk"][1]), None)),
 })
 
 # --- finoOS ------------------------------------------------------------------------------------------------------
@@ -357,6 +455,24 @@ def _fino_fresh_webhook(a) -> dict:
     return {"webhook-id": a.fresh_webhook}
 
 
+def _fino_company(a) -> dict:
+    """The actor's company user (s.10 company cockpit): the test account connected, so its analysis is DONE."""
+    if getattr(a, "company_user", None) is None:
+        a.company_user = a.new_user(type="company", name=f"company of {a.label}")
+        a.test_account(a.company_user)
+    return {"user-id": a.company_user}
+
+
+def _fino_contract_user(a, with_contract: bool = True) -> dict:
+    """A fresh user of the actor's with the test account (its instant analysis detects contracts), and with
+    ``with_contract`` the id of one of them (s.10 contracts are consumed by the deletes)."""
+    _fino_fresh_user(a, bank=True)
+    ids = {"user-id": a.fresh_user}
+    if with_contract:
+        ids["contract-id"] = a.api("GET", f"/users/{a.fresh_user}/contracts")[0]["contractId"]
+    return ids
+
+
 def _fino_fresh_advisor(a) -> dict:
     a.fresh_advisor = a.new_advisor()
     return {"advisor-id": a.fresh_advisor}
@@ -424,8 +540,39 @@ FINO = Factory(setup=_fino_setup, refused=frozenset({403, 404}), entries={
     "delete_advisor": Entry(ids=_fino_fresh_advisor, request=_fino(),
                             snapshot=lambda o: o.api("GET", f"/advisors/{o.fresh_advisor}")),
     # --- categorization.py entries ---
+    # s.10 categorization: results, patterns and tags of one user of one tenant (404 elsewhere)
+    "get_categorization": Entry(ids=_FU, request=_fino()),
+    "get_categorization_correlation": Entry(ids=_FU, request=_fino()),
+    "get_categorization_patterns": Entry(ids=_FU, request=_fino()),
+    "set_categorization_patterns": Entry(ids=_FU, request=_fino(lambda a: {"patterns": [
+        {"type": "name", "value": f"partner of {a.label}", "tags": ["spending", "contract"]}]}),
+        snapshot=lambda o: (o.api("GET", f"/users/{o.user}/categorization/patterns"), o.state())),
+    "get_categorized_transactions": Entry(ids=_FU, request=_fino()),
+    "get_transaction_tags": Entry(ids=lambda a: {"user-id": a.user, "transaction-id": a.manual_tx},
+                                  request=_fino()),
     # --- detection.py entries ---
+    # s.10 account detection, history, contracts: results of the user's own analysis (the test account's run)
+    "get_accounts_overview": Entry(ids=_FU, request=_fino()),
+    "get_account_detection_correlation": Entry(ids=_FU, request=_fino()),
+    "get_account_history": Entry(ids=_FU, request=_fino()),
+    "get_account_history_correlation": Entry(ids=_FU, request=_fino()),
+    "list_contracts": Entry(ids=_FU, request=_fino()),
+    "get_contracts_correlation": Entry(ids=_FU, request=_fino()),
+    "delete_contracts": Entry(ids=lambda a: _fino_contract_user(a, with_contract=False), request=_fino(),
+                              snapshot=lambda o: o.api("GET", f"/users/{o.fresh_user}/contracts")),
+    "delete_contract": Entry(ids=_fino_contract_user, request=_fino(),
+                             snapshot=lambda o: o.api("GET", f"/users/{o.fresh_user}/contracts")),
     # --- cockpits.py entries ---
+    # s.10 cockpits and analytics: results of the caller's own user (person: the test-account user, analysed at set-up;
+    # company: a company user with the test account, created on first use); another tenant or client: 404
+    **{name: Entry(ids=_FU, request=_fino()) for name in (
+        "get_cockpit_link", "get_person_cockpit", "get_cockpit_correlation", "get_cockpit_recommendations",
+        "get_person_income", "get_person_spending", "get_person_household_budget", "get_person_living_situation",
+        "get_person_risk", "get_person_adult_check")},
+    **{name: Entry(ids=lambda a: _fino_company(a), request=_fino()) for name in (
+        "get_company_cockpit", "get_company_cash", "get_company_liquidity", "get_company_foreign_payments",
+        "get_company_risk", "get_company_credit", "get_company_insurance", "get_company_investment",
+        "get_company_internal_bookings")},
 })
 
 

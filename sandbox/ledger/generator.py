@@ -184,10 +184,10 @@ class _Ctx:
         return d
 
     def add(self, account_id: str, booking: date, cents: int, text: str, counterparty: str, category: str,
-            cp_iban: str | None = None, value_date: date | None = None) -> None:
+            cp_iban: str | None = None, value_date: date | None = None, event: str | None = None) -> None:
         self.seq += 1
         self.events[account_id].append(
-            (booking, self.seq, cents, value_date or booking, text, counterparty, cp_iban, category))
+            (booking, self.seq, cents, value_date or booking, text, counterparty, cp_iban, category, event))
 
     def text(self, channel: str, name: str = "", ref="", d: date | None = None, card: str = "", upi: str = "") -> str:
         template = self.texts[channel]
@@ -314,6 +314,19 @@ def _masked_pan(rng: random.Random, length: int = 16) -> str:
     return "*" * (length - 4) + f"{rng.randint(0, 9999):04d}"
 
 
+def _market_features(mk: dict, pinned: dict, seed: int, customer_id: str) -> dict:
+    """The market features (fixtures/markets/<M>.yaml ``features``) a customer has: those its ``customers`` entry
+    pins, else each with its ``probability``, drawn from its own RNG so every other booking stays as it was."""
+    config = mk.get("features") or {}
+    forced = set(pinned.get("features") or ())
+    chosen = {name: conf for name, conf in config.items() if name in forced or random.Random(
+        stable_seed(seed, customer_id, mk["code"], "feature", name)).random() < float(conf.get("probability", 0))}
+    for name in list(chosen):
+        for needed in chosen[name].get("requires") or ():
+            chosen.setdefault(needed, config[needed])
+    return chosen
+
+
 # --------------------------------------------------------------------------------------------------- generation
 
 def generate_ledger(seed: int, customer_id: str, anchor: date, market: str = "IL", months: int = 12,
@@ -327,7 +340,8 @@ def generate_ledger(seed: int, customer_id: str, anchor: date, market: str = "IL
     code = str(market).upper()
     mk = _market(code)
     personas = _personas()
-    persona_name = persona or choose_persona(seed, customer_id)
+    pinned = (mk.get("customers") or {}).get(str(customer_id)) or {}   # fixtures/markets/<M>.yaml `customers`
+    persona_name = persona or pinned.get("persona") or choose_persona(seed, customer_id)
     if persona_name not in personas:
         raise ValueError(f"unknown persona {persona_name!r}; known: {', '.join(personas)}")
     p = personas[persona_name]
@@ -606,23 +620,141 @@ def generate_ledger(seed: int, customer_id: str, anchor: date, market: str = "IL
     for acc_id, evs in ctx.events.items():
         ctx.events[acc_id] = [e for e in evs if start <= e[0] <= anchor]
 
+    # ---- market features (IL only today): cheques, a foreign-currency account, distress. Each draws from its own
+    # RNG, so a customer without them keeps every booking above; markets without `features` never get here.
+    features = _market_features(mk, pinned, seed, customer_id)
+    in_window = lambda d: start <= d <= anchor   # noqa: E731
+    if "cheques" in features:
+        conf = features["cheques"]
+        frng = random.Random(stable_seed(seed, customer_id, code, "feature", "cheques", "identity"))
+        payee = frng.choice(conf["payees"])
+        cheque_cents = _uniform_cents(frng, payee["amount"], scale, payee.get("round"))
+        cheque_no = frng.randint(10 ** 5, 9 * 10 ** 5)
+        deposits = conf.get("deposits") or {}
+        payer = frng.choice(deposits["payers"]) if deposits else ""
+        for y, m in month_list:
+            mrng_c = random.Random(stable_seed(seed, customer_id, code, "feature", "cheques", y, m))
+            cheque_no += 1
+            d = ctx.business_day(y, m, payee.get("day", 10))
+            if in_window(d):
+                ctx.add(cid, d, -cheque_cents, ctx.text("cheque", payee["name"], cheque_no, d), payee["name"],
+                        payee["category"], event="cheque")
+            if deposits and mrng_c.random() < float(deposits.get("probability", 0)):
+                d = ctx.business_day(y, m, mrng_c.randint(1, 28))
+                if in_window(d):
+                    ctx.add(cid, d, _uniform_cents(mrng_c, deposits["amount"], scale, deposits.get("round")),
+                            ctx.text("cheque_deposit", payer, mrng_c.randint(10 ** 5, 10 ** 6 - 1), d), payer,
+                            "transfer_in", counterparty_iban(code, payer), event="cheque_deposit")
+    if "foreign_currency" in features:
+        conf = features["foreign_currency"]
+        frng = random.Random(stable_seed(seed, customer_id, code, "feature", "foreign_currency"))
+        fx_code, rate = frng.choice(conf["currencies"])
+        counters["checking"] = counters.get("checking", 0) + 1
+        number, iban = bank.new_number(frng)
+        fx = {"id": f"{prefix}-checking-{counters['checking']}", "kind": "checking",
+              "name": names.get("foreign_checking", names.get("checking", "checking")), "currency": fx_code,
+              "bank_id": bank.bank["id"], "bank_name": bank.bank["name"], "bank_code": bank.bank_code,
+              "branch": bank.branch, "number": number, "iban": iban, "credit_limit": None, "holdings": [],
+              "_opening": _uniform_cents(frng, conf["opening"], 1.0, conf.get("round"))}
+        specs.append(fx)
+        ctx.events[fx["id"]] = []
+        monthly = conf["monthly"]
+        for y, m in month_list:
+            mrng_f = random.Random(stable_seed(seed, customer_id, code, "feature", "foreign_currency", y, m))
+            d = ctx.business_day(y, m, monthly.get("day", 6))
+            if mrng_f.random() >= float(monthly.get("probability", 1)) or not in_window(d):
+                continue
+            local = _uniform_cents(mrng_f, monthly["amount"], scale, monthly.get("round"))
+            ctx.add(cid, d, -local, ctx.text("fx_out", fx_code, "", d), latin, "savings_transfer", iban)
+            ctx.add(fx["id"], d, int(round(local / float(rate))), ctx.text("fx_in", fx_code, "", d), latin,
+                    "savings_transfer", checking["iban"])
+    missed: set = set()
+    distress = features.get("distress")
+    if distress:
+        drng = random.Random(stable_seed(seed, customer_id, code, "feature", "distress"))
+        previous = add_months(anchor, -1)
+        last_full = (previous.year, previous.month)
+        complete = month_list[1:-1]   # months wholly inside the window
+
+        def incident_months(count_range) -> list:
+            """Months of one kind of incident: always the last complete month (the monthly report's), then others."""
+            others = [ym for ym in complete if ym != last_full]
+            n = drng.randint(*count_range)
+            return sorted(([last_full] if last_full in complete else [])
+                          + drng.sample(others, min(max(n - 1, 0), len(others))))
+
+        authority = distress.get("authority", "")
+        by_month: dict = {}
+        for e in ctx.events[cid]:
+            if e[8] == "cheque":
+                by_month.setdefault((e[0].year, e[0].month), e)
+        returned = 0
+        for ym in incident_months(distress["returned_cheques"]):   # NSF: the cheque comes back unpaid, plus a fee
+            e = by_month.get(ym)
+            d = e[0] + timedelta(days=drng.randint(1, 3)) if e else None
+            if not e or not in_window(d):
+                continue
+            ctx.add(cid, d, -e[2], ctx.text("cheque_returned", e[5], e[4], d), e[5], e[7], event="cheque_returned")
+            ctx.add(cid, d, -int(round(float(distress["return_fee"]) * 100)), ctx.text("return_fee"),
+                    bank.bank["name"], "fees")
+            returned += 1
+            if returned == 2 and in_window(d + timedelta(days=1)):   # the second return brings a warning letter
+                ctx.add(cid, d + timedelta(days=1), -int(round(float(distress["alert_fee"]) * 100)),
+                        ctx.text("alert_notice"), bank.bank["name"], "fees", event="alert_notice")
+        debits = {}
+        for e in ctx.events[cid]:   # direct debits to a payee's account (not housing or loans)
+            if (e[2] < 0 and e[6] and e[8] is None and CATEGORY_KINDS[e[7]] == "regular"
+                    and e[7] not in ("rent", "mortgage", "loan_repayment")):
+                debits.setdefault((e[0].year, e[0].month), e)
+        for ym in incident_months(distress["standing_order_returns"]):
+            e = debits.get(ym)
+            d = e[0] + timedelta(days=drng.randint(2, 4)) if e else None
+            if e and in_window(d):
+                ctx.add(cid, d, -e[2], ctx.text("standing_order_returned", e[5], "", d), e[5], e[7], e[6],
+                        event="standing_order_returned")
+        for y, m in incident_months(distress["cancelled_cheques"]):
+            d = ctx.business_day(y, m, drng.randint(2, 26))
+            if in_window(d):
+                ctx.add(cid, d, -int(round(float(distress["cancel_fee"]) * 100)),
+                        ctx.text("cheque_cancelled", "", drng.randint(10 ** 5, 10 ** 6 - 1), d), bank.bank["name"],
+                        "fees", event="cheque_cancelled")
+        for y, m in incident_months(distress["foreclosures"]):
+            d = ctx.business_day(y, m, drng.randint(2, 26))
+            if in_window(d):
+                ctx.add(cid, d, -_uniform_cents(drng, distress["foreclosure_amount"], scale, 10),
+                        ctx.text("foreclosure", authority, drng.randint(10 ** 6, 10 ** 7 - 1), d), authority, "fees",
+                        event="foreclosure")
+        if loans:
+            missed = set(incident_months(distress["missed_instalments"]))
+
     # ---- loans and mortgages: interest then the instalment, every month in the window
     for spec in loans:
         outstanding = spec["_principal"]
         spec["_opening"] = -outstanding
         out_cat = "loan_repayment" if spec["kind"] == "loan" else "mortgage"
         text_out, text_in = ("loan_out", "loan_in") if spec["kind"] == "loan" else ("mortgage_out", "mortgage_in")
+        arrears = 0   # instalments missed (distress, first loan only) and not yet caught up
         for y, m in month_list:
             d = ctx.business_day(y, m, spec["_day"])
             if not start <= d <= anchor:
                 continue
             interest = int(round(outstanding * spec["_rate"]))
-            payment = min(spec["_payment"], outstanding + interest)
             ctx.add(spec["id"], d, -interest, ctx.text("interest_charge"), bank.bank["name"], "interest_charge")
-            ctx.add(spec["id"], d, payment, ctx.text(text_in, latin, spec["_ref"], d), latin, out_cat,
-                    checking["iban"])
-            ctx.add(cid, d, -payment, ctx.text(text_out, bank.bank["name"], spec["_ref"], d), bank.bank["name"],
-                    out_cat, spec["iban"])
+            if (y, m) in missed and spec is loans[0]:
+                late = max(1, int(round(spec["_payment"] * float(distress["late_interest"]))))
+                ctx.add(spec["id"], d, -late, ctx.text("loan_arrears"), bank.bank["name"], "interest_charge",
+                        event="loan_arrears")
+                outstanding += interest + late
+                arrears += spec["_payment"]
+                continue
+            # after missed instalments the next one is paid together with them (one transfer, event arrears_payment)
+            payment = min(spec["_payment"] + arrears, outstanding + interest)
+            event = "arrears_payment" if arrears else None
+            ctx.add(spec["id"], d, payment, ctx.text("arrears_in" if arrears else text_in, latin, spec["_ref"], d),
+                    latin, out_cat, checking["iban"], event=event)
+            ctx.add(cid, d, -payment, ctx.text("arrears_out" if arrears else text_out, bank.bank["name"],
+                                               spec["_ref"], d), bank.bank["name"], out_cat, spec["iban"], event=event)
+            arrears = 0
             outstanding += interest - payment
 
     # ---- card settlements: month M settles the card's bookings of month M-1
@@ -695,6 +827,8 @@ def generate_ledger(seed: int, customer_id: str, anchor: date, market: str = "IL
         low = min(low, running)
     base = _uniform_cents(irng, p.get("checking_opening", [500, 3000]), scale)
     checking["_opening"] = max(base, -low + _nice_step(100 * scale) * 100)
+    if distress:   # in distress the account dips into its overdraft at its lowest point
+        checking["_opening"] = max(0, -low - _uniform_cents(drng, distress["overdraft"], scale, 10))
 
     # ---- materialise accounts
     accounts = []
@@ -707,12 +841,13 @@ def generate_ledger(seed: int, customer_id: str, anchor: date, market: str = "IL
         bal = opening
         low = 0
         txs = []
-        for n, (d, _seq, cents, vd, text, cp, cp_iban, cat) in enumerate(evs, 1):
+        currency = spec.get("currency", cur)
+        for n, (d, _seq, cents, vd, text, cp, cp_iban, cat, event) in enumerate(evs, 1):
             bal += cents
             if bal < low:
                 low = bal
-            txs.append(Transaction(f"{aid}-{n:05d}", aid, d, vd, _money(cents), cur, text, cp, cp_iban, cat,
-                                   _money(bal)))
+            txs.append(Transaction(f"{aid}-{n:05d}", aid, d, vd, _money(cents), currency, text, cp, cp_iban, cat,
+                                   _money(bal), event))
         limit = None
         if spec["kind"] == "credit_card":
             limit_c = spec["_limit"]
@@ -721,7 +856,7 @@ def generate_ledger(seed: int, customer_id: str, anchor: date, market: str = "IL
                 limit_c = int(math.ceil(-low * 1.2 / step)) * step
             limit = _money(limit_c)
         accounts.append(Account(
-            id=aid, kind=spec["kind"], name=spec["name"], currency=cur, bank_id=spec["bank_id"],
+            id=aid, kind=spec["kind"], name=spec["name"], currency=currency, bank_id=spec["bank_id"],
             bank_name=spec["bank_name"], bank_code=spec["bank_code"], branch=spec["branch"], number=spec["number"],
             iban=spec["iban"], owner_name=latin, opening_balance=_money(opening), balance=_money(bal),
             credit_limit=limit, transactions=txs, holdings=spec["holdings"]))

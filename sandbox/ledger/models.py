@@ -41,13 +41,20 @@ class Transaction:
     counterparty_iban: str | None
     category: str                # key of CATEGORY_KINDS
     balance_after: Decimal       # running balance of the account after this booking
+    # What the booking is beyond its category, for markets that generate such events (IL, fixtures/markets/IL.yaml
+    # ``features``): cheque, cheque_deposit, cheque_returned, cheque_cancelled, standing_order_returned,
+    # alert_notice, foreclosure, loan_arrears, arrears_payment. None (and absent from to_json) elsewhere.
+    event: str | None = None
 
     @property
     def kind(self) -> str:
         return CATEGORY_KINDS[self.category]
 
     def to_json(self) -> dict:
-        return _jsonable(asdict(self))
+        data = _jsonable(asdict(self))
+        if data["event"] is None:
+            del data["event"]   # ledgers without events serialise exactly as before
+        return data
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,11 @@ def check_ledger(ledger, anchor: date, months: int, market: str) -> None:
     accounts = ledger.accounts
     ids = [a.id for a in accounts]
     assert len(set(ids)) == len(ids)
-    assert accounts[0].kind == "checking" and sum(a.kind == "checking" for a in accounts) == 1
+    # one checking account in the market currency; IL may add a foreign-currency one (IL.yaml `features`)
+    foreign = [a for a in accounts if a.currency != currency]
+    assert accounts[0].kind == "checking" and sum(a.kind == "checking" for a in accounts) == 1 + len(foreign)
+    assert all(a.kind == "checking" for a in foreign) and (market == "IL" or not foreign)
+    fx_ibans = {a.iban for a in foreign}
     by_kind = defaultdict(list)
     for a in accounts:
         by_kind[a.kind].append(a)
@@ -86,7 +90,7 @@ def check_ledger(ledger, anchor: date, months: int, market: str) -> None:
     for a in accounts:
         assert a.kind in ACCOUNT_KINDS
         assert re.fullmatch(r"[0-9a-f]{8}-" + a.kind + r"-[0-9]+", a.id)
-        assert a.currency == currency and a.owner_name == ledger.owner_name
+        assert (a.currency == currency or a in foreign) and a.owner_name == ledger.owner_name
         for money in (a.opening_balance, a.balance):
             assert isinstance(money, Decimal) and money.as_tuple().exponent == -2
         assert a.balance == a.opening_balance + sum((t.amount for t in a.transactions), Decimal("0.00"))
@@ -95,7 +99,7 @@ def check_ledger(ledger, anchor: date, months: int, market: str) -> None:
         for n, t in enumerate(a.transactions, 1):
             assert t.id == f"{a.id}-{n:05d}" and t.account_id == a.id
             assert t.category in CATEGORY_KINDS
-            assert t.currency == currency
+            assert t.currency == a.currency
             assert t.amount != 0 and t.amount.as_tuple().exponent == -2
             assert t.balance_after.as_tuple().exponent == -2
             assert start <= t.booking_date <= anchor
@@ -152,8 +156,9 @@ def check_ledger(ledger, anchor: date, months: int, market: str) -> None:
     assert chk_settle == card_settle
 
     # internal transfers have exact counter-bookings
-    def legs(account, category):
-        return Counter((t.booking_date, t.amount) for t in account.transactions if t.category == category)
+    def legs(account, category):   # conversions into a foreign-currency account change currency: not legs here
+        return Counter((t.booking_date, t.amount) for t in account.transactions
+                       if t.category == category and t.counterparty_iban not in fx_ibans)
 
     def neg(counter):
         return Counter({(d, -amt): n for (d, amt), n in counter.items()})
@@ -164,7 +169,7 @@ def check_ledger(ledger, anchor: date, months: int, market: str) -> None:
         for acc in by_kind[kind]:
             other += legs(acc, category)
         assert neg(legs(checking, category)) == other, kind
-    for acc in by_kind["savings"]:
+    for acc in by_kind["savings"] + foreign:
         assert all(t.amount > 0 for t in acc.transactions) and acc.opening_balance > 0
 
     # loans: always owed (negative), shrinking with every instalment

@@ -3,7 +3,7 @@ webhook payloads and determinism (unit level, with direct access to the app's st
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from types import SimpleNamespace
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -52,7 +52,11 @@ def seed_banking(sb, tenant: str, user_id: str, seed: int = 3) -> tuple[int, int
         model.accounts(scope, user_id).create({"accountId": acc.id, "iban": acc.iban, "name": acc.name,
                                                "balance": float(acc.balance), "bankCode": acc.bank_code})
         for t in acc.transactions:
-            model.transactions(scope, user_id, acc.id).create({"transactionId": t.id, "amount": float(t.amount)})
+            booked = int(datetime.combine(t.booking_date, time(12), tzinfo=timezone.utc).timestamp())
+            model.transactions(scope, user_id, acc.id).create({
+                "transactionId": t.id, "accountId": acc.id, "amount": float(t.amount), "currency": "EUR",
+                "bookingDate": booked, "valueDate": booked, "purpose": t.description or "",
+                "paymentPartner": {"name": t.counterparty or ""}})
             n_tx += 1
         model.bank_logins(scope, user_id).create({"bankLoginId": f"{i:024x}"})
     return len(ledger.accounts), n_tx

@@ -55,19 +55,27 @@ TRANSACTION_TYPES = {
     "interest_charge": "Charges or interest", "interest_income": "Charges or interest",
 }
 ACCOUNT_TYPES = {"checking": "Giro account", "savings": "Savings account", "credit_card": "Credit card",
-                 "loan": "Loan account", "mortgage": "Loan account"}   # securities depots are not widget accounts
-ACCOUNT_TYPE_VALUES = ["Giro account", "Savings account", "Credit card", "Loan account", "PayPal", "Cash book",
-                       "Unknown"]
+                 "loan": "Loan account", "mortgage": "Loan account",
+                 "securities": "Depot"}   # depots: offered only by the Demobank (finleap-products.md s.3)
+# finleap-products.md s.2: the account_types enum of the new products ([AIS] request comment)
+ACCOUNT_TYPE_VALUES = ["Giro account", "Savings account", "Daily savings account", "Credit card", "Loan account",
+                       "PayPal", "Depot", "Cash book", "Unknown"]
 LANGUAGES = ["de", "en", "es", "fr", "ar"]
 
 # The finX mock bank (finleap.md s.8): login figo01 / 654321, SCA "Auth Meth by Phone", OTP 123456.
 MOCK_USERNAME, MOCK_PASSWORD, MOCK_OTP = "figo01", "654321", "123456"
 SCA_METHODS = ["Auth Meth by Phone", "Auth Meth by App"]
 MAX_LOGIN_ATTEMPTS = 3
+# finleap-products.md s.13 decision 2: bank code 90090042 belongs to the documented "Demobank - 90090042" ([AIS]
+# description: demo / demo, a Depot account); the sandbox's own "Mockbank - Decoupled" (its code was a guess) moved
+# to the unused 90090041.
 BANKS = [
-    {"id": "mockbank-decoupled", "name": "Mockbank - Decoupled", "bic": "MOCKDEMM001", "bank_code": "90090042"},
+    {"id": "mockbank-decoupled", "name": "Mockbank - Decoupled", "bic": "MOCKDEMM001", "bank_code": "90090041"},
     {"id": "mockbank-embedded", "name": "Mockbank - Embedded", "bic": "MOCKDEMM002", "bank_code": "90090043"},
+    {"id": "demobank", "name": "Demobank - 90090042", "bic": "DEMODEMM001", "bank_code": "90090042"},
 ]
+DEMOBANK_ID, DEMO_USERNAME, DEMO_PASSWORD = "demobank", "demo", "demo"
+DEMO_PERSONA = "high_earner_investor"    # its ledger has a securities account, rendered as type "Depot"
 
 # Sandbox-only usernames (password 654321): the account holder's name relative to the verified name, and errors.
 USERNAME_SCENARIOS = {
@@ -77,6 +85,9 @@ USERNAME_SCENARIOS = {
     "figo01+low": "holder = an unrelated name (LOW)",
     "figo01+sca": "later syncs of this access need a redirect SCA (AWAIT_AUTH)",
     "figo01+syncfail": "later syncs of this access end FAILED",
+    "figo01+risky": "a risky persona: overdraft days, returned direct debits, gambling, debt collection (risk "
+                    "report risk_indicators; finleap-products.md s.11)",
+    "figo01+paymentfail": "the bank rejects the payment: redirect success=false, no receipt (payment flows)",
     "bank_error": "the bank answers with an error: redirect with success=false",
 }
 SCENARIOS = [
@@ -85,6 +96,13 @@ SCENARIOS = [
     *({"kind": "widget username", "value": k, "effect": v} for k, v in USERNAME_SCENARIOS.items() if k != "figo01"),
     {"kind": "widget", "value": "wrong password 3 times", "effect": "redirect success=false (no cancel)"},
     {"kind": "widget", "value": "Cancel button", "effect": "redirect success=false&cancel=true"},
+    {"kind": "widget bank", "value": "Demobank - 90090042, login demo / demo",
+     "effect": "no SCA; offers a Depot account (GET /rest/securities non-empty)", "source": "[AIS] description"},
+    {"kind": "control API", "value": 'POST /_sandbox/clients {"scopes": {"finleap": ["legacy-codes", ...]}}',
+     "effect": "figo-style authorization codes (O...) for that client only (python-figo / node-figo)"},
+    {"kind": "control API", "value": 'POST /_sandbox/clients {"scopes": {"finleap": ["product:payment", ...]}}',
+     "effect": "only the listed products (product:income-report, account-verification, access, payment, "
+               "risk-report, categorization); the others answer 403 code 1002"},
 ]
 
 
@@ -156,8 +174,20 @@ def render_transaction(t, account_id: str, flow_id: str, sync_id: str | None = N
     }
 
 
-def widget_accounts(ledger: Ledger) -> list[Account]:
-    return [a for a in ledger.accounts if a.kind in ACCOUNT_TYPES]
+def widget_accounts(ledger: Ledger, depot: bool = False) -> list[Account]:
+    """Accounts the widget offers; securities depots only at the Demobank (``depot``)."""
+    return [a for a in ledger.accounts if a.kind in ACCOUNT_TYPES and (depot or a.kind != "securities")]
+
+
+def bank_by_id(bank_id: str | None) -> dict | None:
+    return next((b for b in selectable_banks() if b["id"] == bank_id), None)
+
+
+def bank_of_iban(iban: str | None) -> dict | None:
+    """The selectable bank whose code a German IBAN carries (characters 5-12), or None."""
+    if not iban or not iban.upper().startswith("DE") or len(iban) < 12:
+        return None
+    return next((b for b in selectable_banks() if b["bank_code"] == iban[4:12]), None)
 
 
 def apply_preset_ibans(accounts: list[Account], preset: list[str]) -> list[Account]:

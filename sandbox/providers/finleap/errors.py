@@ -20,6 +20,9 @@ CODES = {
 }
 INVALID_GRANT = (1100, "client", "Invalid grant.")
 LANGUAGE_MESSAGE = "Must be one of: de, en, es, fr, ar."
+# the patterns of schemas/finleap/defs/coercible_integer.json and coercible_boolean.json (kept equal by tests/providers/test_finleap_products.py)
+INTEGER_PATTERN = "^ *[+-]?[0-9]{1,9} *$"
+BOOLEAN_PATTERN = "^(true|false|True|False|TRUE|FALSE)$"
 
 
 def field_message(error: dict) -> str:
@@ -50,6 +53,11 @@ def field_message(error: dict) -> str:
     if validator == "surrogate":
         return "Must not contain a lone surrogate."
     if validator == "pattern":
+        # string-typed integers/booleans (defs/coercible_*.json, finleap-products.md s.2): marshmallow's messages
+        if message.endswith(f"'{INTEGER_PATTERN}'"):
+            return "Not a valid integer."
+        if message.endswith(f"'{BOOLEAN_PATTERN}'"):
+            return "Not a valid boolean."
         return "String does not match expected pattern."
     return message
 

@@ -44,7 +44,28 @@ PROVIDER = Provider(
         "create_sync": Op(scope=ACCOUNTS, body="json"),
         "get_sync": Op(scope=ACCOUNTS),
         # --- finleap-products.md: widget links of every product, payments, receipts (service.py, widget.py) -------
+        # s.2: link creation and receipts are client calls (HTTP Basic); products are switched per client in the
+        # service (403 code 1002), so no scope here. GET receipt ignores any body ([OTP] sends Content-Type only).
+        "create_onetime_access_link": Op(auth="basic", body="json"),
+        "create_ongoing_access_link": Op(auth="basic", body="json"),
+        "create_ongoing_sync_link": Op(auth="basic", body="json"),
+        "create_onetime_payment_link": Op(auth="basic", body="json"),
+        "create_ongoing_payment_link": Op(auth="basic", body="json"),
+        "get_payment_receipt": Op(auth="basic"),
+        "create_onetime_risk_report_link": Op(auth="basic", body="json"),
+        "create_ongoing_risk_report_link": Op(auth="basic", body="json"),
         # --- finleap-products.md: securities, contracts, aggregations, risk reports, categorize (insights.py) ------
+        # s.13: scopes accounts=ro for securities, transactions=ro for contracts and aggregations (inferred)
+        "list_securities": Op(scope=ACCOUNTS),
+        "list_contracts": Op(scope=TRANSACTIONS),
+        "get_contract": Op(scope=TRANSACTIONS),
+        "delete_contract": Op(scope=TRANSACTIONS),
+        "list_payment_partners": Op(scope=TRANSACTIONS),
+        "list_categories": Op(scope=TRANSACTIONS),
+        "get_timeline": Op(scope=TRANSACTIONS),
+        "get_category_tree": Op(auth="basic"),            # s.2: client auth (HTTP Basic)
+        "get_risk_report": Op(),                          # bound to the flow's token, as get_income_report (s.9)
+        "categorize_transactions": Op(auth="basic", body="json"),   # s.10: a bare JSON array, Basic auth
     },
     pages={"widget": widget_page, "sync_sca": sync_sca_page},
     pages_dir=str(Path(__file__).with_name("pages")),

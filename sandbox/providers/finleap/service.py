@@ -13,14 +13,15 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 from ...core import flows, paging
-from ...core.clock import isoformat
+from ...core.clock import isoformat, parse_instant
 from ...core.errors import BadRequest, Forbidden, Locked, NotFound, SandboxError, ValidationFailed
 from ...core.ids import stable_seed, uuid4
 from ...core.signing import expires_at
 from ...core.validation import schema_id
 from ...ledger import generate_ledger
+from ...ledger.iban import is_valid_iban
 from ...ledger.models import Ledger
-from . import data, reports, widget
+from . import data, reports, risk, widget
 from .insights import Insights
 
 PROVIDER = "finleap"
@@ -29,8 +30,20 @@ SYNC_STATES = ["QUEUED", "RUNNING", "COMPLETED"]
 SYNC_SCA_STATES = ["QUEUED", "RUNNING", "AWAIT_AUTH", "RUNNING", "COMPLETED"]
 SYNC_FAIL_STATES = ["QUEUED", "RUNNING", "FAILED"]
 FULL_SCOPE = ["accounts=ro", "balance=ro", "transactions=ro", "offline"]
-_USERS, _ACCESSES, _ACCOUNTS, _TXNS, _REPORTS = (
-    f"{PROVIDER}.{c}" for c in ("users", "accesses", "accounts", "transactions", "reports"))
+_USERS, _ACCESSES, _ACCOUNTS, _TXNS, _REPORTS, _RECEIPTS = (
+    f"{PROVIDER}.{c}" for c in ("users", "accesses", "accounts", "transactions", "reports", "receipts"))
+# finleap-products.md s.3: widget flow types; "ongoing-*" flows address the end user by the client's user_id
+ACCESS_KINDS = ("access", "ongoing-access")
+PAYMENT_KINDS = ("payment", "ongoing-payment")
+RISK_KINDS = ("risk-report", "ongoing-risk-report")
+ONGOING_KINDS = ("ongoing-access", "ongoing-sync", "ongoing-payment", "ongoing-risk-report")
+# Client products (finleap-products.md s.2, inferred 403 code 1002): a client whose finleap scope list (control API
+# POST /_sandbox/clients {"scopes": {"finleap": [...]}}) names any "product:<name>" has only the products it names;
+# no product entry = every product (the sandbox default). "legacy-codes" in the same list = figo-style "O..." codes.
+PRODUCTS = ("income-report", "account-verification", "access", "payment", "risk-report", "categorization")
+PRODUCT_PREFIX, LEGACY_CODES = "product:", "legacy-codes"
+DEFAULT_SYNC_PERIOD = 90      # days of history of /onetime/access and /ongoing/access (D-fd)
+PAYMENT_PERIOD_MONTHS = 3     # history generated behind a payment's debtor account (inferred)
 # transactions are stored one per key, scoped by account: a sync adds keys instead of rewriting a document
 _OBSERVE_KEYS = [re.compile(r"^/rest/transactions$"),
                  re.compile(r"^/rest/accounts/(?P<account>[^/?]+)/transactions(\?.*)?$"),
@@ -62,6 +75,8 @@ class FinleapService(Insights):
         self.access_ttl = float(cfg["FINLEAP_ACCESS_TTL"])
         self.refresh_ttl = float(cfg["FINLEAP_REFRESH_TTL"])
         self.widget_ttl = float(cfg["FINLEAP_WIDGET_TTL"])
+        # D-rcpt: a receipt is readable for 1 h after the payment (finleap-products.md s.8)
+        self.receipt_ttl = float(cfg.get("FINLEAP_RECEIPT_TTL", 3600.0))
         sandbox.jobs.register_default(SYNC_KIND, {"mode": "auto", "seconds": 2.0, "polls": 1})
         sandbox.jobs.on_transition(SYNC_KIND, self._on_sync_transition)
         widget.register(sandbox.flows, self)
@@ -73,36 +88,240 @@ class FinleapService(Insights):
     def _txns(self, tenant: str, account_id: str):
         return self.sb.collection(tenant, _TXNS, scope=account_id, id_field="transaction_id")
 
+    # --- client settings (control API: the client's finleap scope list) --------------------------------------------
+    @staticmethod
+    def _client_flags(client: dict | None) -> list[str]:
+        return list(((client or {}).get("scopes") or {}).get(PROVIDER) or [])
+
+    def require_product(self, ctx, product: str) -> None:
+        """403 code 1002 unless the calling client has ``product`` (finleap-products.md s.2, inferred). Products
+        are switched per client through the control API; no ``product:*`` entry = every product enabled."""
+        flags = self._client_flags(ctx.client)
+        if any(f.startswith(PRODUCT_PREFIX) for f in flags) and PRODUCT_PREFIX + product not in flags:
+            raise Forbidden(f"The product {product} is not enabled for this client.")
+
+    def legacy_codes(self, client: dict | None) -> bool:
+        """figo-style codes ("O...", python-figo / node-figo): for the whole server (SANDBOX_FINLEAP_LEGACY_CODES)
+        or per client ("legacy-codes" in its finleap scope list, control API)."""
+        return bool(self.sb.config.get("FINLEAP_LEGACY_CODES")) or LEGACY_CODES in self._client_flags(client)
+
     # --- widget links --------------------------------------------------------------------------------------------
     def create_income_report_link(self, ctx) -> dict:
         """Create an income-report widget flow -> {location, id} (finleap.md s.5)."""
-        if "reporting_period" in ctx.body and "sync_period" in ctx.body:
+        self.require_product(ctx, "income-report")
+        body = coerce_body(ctx.body)
+        if "reporting_period" in body and "sync_period" in body:
             raise invalid("reporting_period", "reporting_period and sync_period cannot be combined.")
-        return self._create_flow(ctx, "income-report")
+        return self._create_flow(ctx, "income-report", body)
 
     def create_account_verification_link(self, ctx) -> dict:
         """Create an account-verification widget flow -> {location, id} (finleap.md s.5)."""
-        return self._create_flow(ctx, "account-verification")
+        self.require_product(ctx, "account-verification")
+        return self._create_flow(ctx, "account-verification", coerce_body(ctx.body))
 
-    def _create_flow(self, ctx, kind: str) -> dict:
-        client, body = ctx.client, ctx.body
+    def create_onetime_access_link(self, ctx) -> dict:
+        """One-time financial data (finleap-products.md s.4): a new anonymous user per flow."""
+        self.require_product(ctx, "access")
+        return self._create_flow(ctx, "access", coerce_body(ctx.body))
+
+    def create_ongoing_access_link(self, ctx) -> dict:
+        """Ongoing access (multibanking, s.4): the access is added to the client's user ``user_id``."""
+        self.require_product(ctx, "access")
+        return self._create_flow(ctx, "ongoing-access", coerce_body(ctx.body))
+
+    def create_ongoing_sync_link(self, ctx) -> dict:
+        """Re-synchronise accounts of an existing ongoing user through the widget (s.4): 404 code 1004 for an
+        unknown ``user_id``, 400 for ``account_ids`` that are not the user's (both inferred)."""
+        self.require_product(ctx, "access")
+        body = coerce_body(ctx.body)
+        user = self._ongoing_user(ctx.client, body["user_id"])
+        if user is None:
+            raise NotFound("Unknown user_id.")
+        owned = {a: self.sb.store.get(ctx.tenant, _ACCOUNTS, a) for a in body["account_ids"]}
+        if any(acc is None or acc["user_id"] != user["id"] for acc in owned.values()):
+            raise invalid("account_ids", "Unknown account.")
+        return self._create_flow(ctx, "ongoing-sync", body, user=user, sync_accounts=list(dict.fromkeys(owned)))
+
+    def create_onetime_payment_link(self, ctx) -> dict:
+        """One-time SEPA payment (finleap-products.md s.8): the link id is the receipt id."""
+        self.require_product(ctx, "payment")
+        return self._create_flow(ctx, "payment", self._payment_body(ctx))
+
+    def create_ongoing_payment_link(self, ctx) -> dict:
+        """Payment of an ongoing user (s.8): ``account_id`` (a synced account of the user) or ``payment.debtor.iban``
+        presets the debtor, never both (400, inferred)."""
+        self.require_product(ctx, "payment")
+        body = self._payment_body(ctx)
+        if body.get("account_id") and (body["payment"].get("debtor") or {}).get("iban"):
+            raise invalid("account_id", "account_id and payment.debtor.iban cannot be combined.")
+        return self._create_flow(ctx, "ongoing-payment", body)
+
+    def create_onetime_risk_report_link(self, ctx) -> dict:
+        """One-time risk report link (s.9); helper code in reports/insights builds the report from flow_user()."""
+        self.require_product(ctx, "risk-report")
+        return self._create_flow(ctx, "risk-report", coerce_body(ctx.body))
+
+    def create_ongoing_risk_report_link(self, ctx) -> dict:
+        """Ongoing risk report link (s.9) for the client's user ``user_id``."""
+        self.require_product(ctx, "risk-report")
+        return self._create_flow(ctx, "ongoing-risk-report", coerce_body(ctx.body))
+
+    def _payment_body(self, ctx) -> dict:
+        """Coerce and check a payment link body (s.8): IBANs (mod 97), amount > 0 with at most 2 decimals, EUR,
+        execution date not in the past (sandbox clock) and at most a year ahead (inferred)."""
+        body = coerce_body(ctx.body)
+        payment = body["payment"]
+        for party in ("creditor", "debtor"):
+            iban = (payment.get(party) or {}).get("iban")
+            if iban is not None and not is_valid_iban(iban.replace(" ", "").upper()):
+                raise invalid("iban", "Not a valid IBAN.")   # s.8: {"iban": ["Not a valid IBAN."]}
+        try:
+            value = Decimal(str(payment["amount"]["value"]))
+        except ArithmeticError:
+            raise invalid("amount", "Not a valid number.") from None
+        if not value.is_finite() or value <= 0:
+            raise invalid("amount", "Must be greater than 0.")
+        if value >= Decimal("1000000000"):   # (inferred) before quantize: 1e300 has no 2-decimal form
+            raise invalid("amount", "Must be less than 1000000000.")
+        if value != value.quantize(Decimal("0.01")):
+            raise invalid("amount", "At most 2 decimal places.")
+        if payment.get("execution_date"):
+            today = self.sb.clock.now(ctx.tenant).date()
+            try:
+                when = date.fromisoformat(payment["execution_date"])
+            except ValueError:
+                raise invalid("execution_date", "Not a valid date.") from None
+            if when < today:
+                raise invalid("execution_date", "Must not be in the past.")
+            if when > today + timedelta(days=365):
+                raise invalid("execution_date", "Must be at most one year ahead.")
+        return body
+
+    def _create_flow(self, ctx, kind: str, body: dict, user: dict | None = None,
+                     sync_accounts: list[str] | None = None) -> dict:
+        """Store a widget flow of ``kind`` (finleap-products.md s.3) and answer {location, id} (201)."""
+        client, tenant = ctx.client, ctx.tenant
         check_redirect_uri_field(body["redirect_uri"], "redirect_uri")
-        if body.get("sync_period"):
-            period = max(1, -(-int(body["sync_period"]) // 30))  # legacy days -> months, rounded up
-        else:
-            period = int(body.get("reporting_period", 12))
+        if kind in ("income-report", "account-verification", *RISK_KINDS):
+            if body.get("sync_period"):
+                period = max(1, -(-int(body["sync_period"]) // 30))  # legacy days -> months, rounded up
+            else:
+                period = int(body.get("reporting_period", 12))
+            # string values ("12", s.2) skip the schema's bounds: the same bounds again after coercion
+            if "reporting_period" in body and not 4 <= body["reporting_period"] <= 24:
+                raise invalid("reporting_period", "Must be greater than or equal to 4 and less than or equal to 24.")
+            if "sync_period" in body and not 1 <= body["sync_period"] <= 730:
+                raise invalid("sync_period", "Must be greater than or equal to 1 and less than or equal to 730.")
+        elif kind in PAYMENT_KINDS:
+            period = PAYMENT_PERIOD_MONTHS
+        else:   # access products: sync_period days of history, default 90, above the maximum -> the maximum (D-fd)
+            days = int(body.get("sync_period", DEFAULT_SYNC_PERIOD))
+            if days < 1:
+                raise invalid("sync_period", "Must be greater than or equal to 1.")
+            period = max(1, -(-min(days, 730) // 30))
         preset = [a["id"] for a in body.get("accounts", [])] + ([body["account"]] if body.get("account") else [])
+        payment = body.get("payment")
+        debtor_iban = ((payment or {}).get("debtor") or {}).get("iban")
+        if debtor_iban:
+            debtor_iban = debtor_iban.replace(" ", "").upper()
+            preset = [debtor_iban]
+        user_key = user["id"] if user else (
+            self._ongoing_user_key(client, body["user_id"]) if kind in ONGOING_KINDS else None)
+        bank = self._preset_bank(tenant, kind, body, preset, debtor_iban, user_key, sync_accounts)
+        if kind in ONGOING_KINDS and user is None:   # only once the body is valid: a 400 creates nothing
+            user = self._ongoing_user(client, body["user_id"], create=True)
+        multi_default = kind not in ("income-report", "account-verification")   # s.4 / D-rc: default true
         fields = {"type": kind, "client_id": client["client_id"], "language": body.get("language", "de"),
                   "preset_accounts": preset, "account_types": body.get("account_types") or [],
-                  "allow_multi_selection": bool(body.get("allow_multi_selection", False)), "period": period,
-                  "name": body.get("name"), "readout": body.get("readout") or [],
-                  "bank_id": data.BANKS[0]["id"] if preset else None, "username": None, "sca_method": None,
-                  "user_id": None}
+                  "allow_multi_selection": bool(body.get("allow_multi_selection", multi_default)) and not (
+                      kind not in ("income-report", "account-verification") and body.get("accounts")),
+                  "period": period, "name": body.get("name"), "readout": body.get("readout") or [],
+                  "bank_id": bank["id"] if bank else None, "username": None, "sca_method": None,
+                  "user_id": user["id"] if user else None, "external_user_id": body.get("user_id"),
+                  "save_secrets": bool(body.get("save_secrets", False)) and kind in ONGOING_KINDS,
+                  "provider_id": body.get("provider_id"), "tracking_id": body.get("tracking_id"),
+                  "payment": payment, "debtor_account": body.get("account_id"), "sync_accounts": sync_accounts,
+                  "save_credentials": False}
+        saved = (user or {}).get("saved_credentials", {}).get(bank["id"]) if bank and kind in ONGOING_KINDS else None
+        if saved:
+            fields.update(username=saved, login_skipped=True)     # D-pay / [PFM-branch]: saved credentials skip the login, SCA remains
+        first = "bank" if bank is None else ("login" if not saved else widget.after_login_step(fields))
         flow, token = self.sb.flows.create(
-            client["tenant"], PROVIDER, kind, redirect_uri=body["redirect_uri"], state=body.get("state"), data=fields,
-            ttl=self.widget_ttl, first_step="login" if preset else "bank", purpose=widget.PURPOSE,
+            tenant, PROVIDER, kind, redirect_uri=body["redirect_uri"], state=body.get("state"), data=fields,
+            ttl=self.widget_ttl, first_step=first, purpose=widget.PURPOSE,
             claims={"type": kind})   # finleap.md s.8: the widget token carries flow_id, type and exp
         return {"location": ctx.url_for("widget", token=token), "id": flow["id"]}
+
+    def _preset_bank(self, tenant: str, kind: str, body: dict, preset: list[str], debtor_iban: str | None,
+                     user_key: str | None, sync_accounts: list[str] | None) -> dict | None:
+        """The bank the link identifies, so the widget skips bank selection (s.3), or None."""
+        if sync_accounts:   # ongoing sync: the bank of the accounts' access
+            account = self.sb.store.get(tenant, _ACCOUNTS, sync_accounts[0])
+            access = self.sb.store.get(tenant, _ACCESSES, account["access_id"])
+            return data.bank_by_id(access["provider"]["id"]) or data.BANKS[0]
+        if kind == "ongoing-payment" and body.get("account_id"):
+            account = self.sb.store.get(tenant, _ACCOUNTS, body["account_id"])
+            if account is None or account["user_id"] != user_key:
+                raise invalid("account_id", "Unknown account.")
+            access = self.sb.store.get(tenant, _ACCESSES, account["access_id"])
+            return data.bank_by_id(access["provider"]["id"]) or data.BANKS[0]
+        if debtor_iban:     # D-pay: the debtor IBAN wins over provider_id
+            return data.bank_of_iban(debtor_iban) or data.BANKS[0]
+        if body.get("provider_id"):
+            bank = data.bank_by_id(body["provider_id"])
+            if bank is None:
+                raise invalid("provider_id", "Unknown provider.")   # (inferred) s.4
+            return bank
+        if kind in ("income-report", "account-verification"):
+            return data.BANKS[0] if preset else None     # finleap.md s.8, as before
+        if len(preset) == 1:   # [AIS] comment: one accounts[] entry skips bank selection
+            return data.bank_of_iban(preset[0]) or data.BANKS[0]
+        return None
+
+    # --- end users ------------------------------------------------------------------------------------------------
+    def _ongoing_user_key(self, client: dict, user_id: str) -> str:
+        return uuid4(random.Random(stable_seed(self.sb.seed.get(), client["tenant"], client["client_id"],
+                                               "ongoing-user", user_id)))
+
+    def _ongoing_user(self, client: dict, user_id: str, create: bool = False) -> dict | None:
+        """The end user the client calls ``user_id`` (finleap-products.md s.13 decision 4: one user per client and
+        id, shared by ongoing access, payments and risk reports); created on first use when ``create``."""
+        key = self._ongoing_user_key(client, user_id)
+        if create:
+            return self.sb.store.update(client["tenant"], _USERS, key, lambda u: u or {
+                "id": key, "external_id": user_id, "client_id": client["client_id"], "flows": [], "accesses": [],
+                "saved_credentials": {}})
+        found = self.sb.store.get(client["tenant"], _USERS, key)
+        return found if found and found.get("accesses") else None   # a user exists once a flow connected a bank
+
+    def flow_user(self, tenant: str, flow_id: str) -> dict | None:
+        """The end user of a SUCCEEDED widget flow, for the data products (F2: risk reports):
+        ``{"user_id", "external_user_id", "flow", "accounts", "report"}`` where ``accounts`` are the finX account
+        ids the flow connected (risk flows: the report's accounts) and ``report`` the stored _REPORTS record
+        (``{"accounts", "period", "name", "type"}``) or None. None for an unknown or unfinished flow. Stable API."""
+        flow = self.sb.store.get(tenant, flows.collection(PROVIDER), flow_id)
+        if flow is None or flow.get("status") != "SUCCEEDED" or not flow.get("user_id"):
+            return None
+        report = self.sb.store.get(tenant, _REPORTS, flow_id)
+        return {"user_id": flow["user_id"], "external_user_id": flow.get("external_user_id"), "flow": flow,
+                "accounts": list((report or {}).get("accounts") or flow.get("connected_accounts") or []),
+                "report": report}
+
+    def user_ledger(self, tenant: str, user_id: str, account_ids: list[str] | None = None) -> dict:
+        """Everything /rest/* serves for end user ``user_id`` (F2: one source for reports and aggregations):
+        ``{"accounts": [stored account records], "transactions": {account_id: [rendered finX transactions]}}``;
+        ``account_ids`` narrows to those accounts. Account records carry ``balance_value`` (str), ``type``,
+        ``iban``, ``owner``, ``ledger_id``, ``access_id``; transactions are exactly what /rest/transactions
+        lists (amounts in euros, ``booked`` false = pending). Stable API."""
+        user = self.sb.store.get(tenant, _USERS, user_id) or {"accesses": []}
+        accounts = []
+        for access_id in user["accesses"]:
+            access = self.sb.store.get(tenant, _ACCESSES, access_id)
+            for account_id in (access or {}).get("accounts", []):
+                if account_ids is None or account_id in account_ids:
+                    accounts.append(self.sb.store.get(tenant, _ACCOUNTS, account_id))
+        return {"accounts": accounts,
+                "transactions": {a["account_id"]: self._txns(tenant, a["account_id"]).list() for a in accounts}}
 
     def flow(self, tenant: str, flow_id: str) -> dict:
         return self.sb.flows.get(tenant, PROVIDER, flow_id)
@@ -112,39 +331,35 @@ class FinleapService(Insights):
 
     # --- successful flow: user, access, accounts, transactions, report ------------------------------------------
     def complete_flow(self, tenant: str, flow: dict, account_refs: list[str]) -> str:
-        """Materialise a successful flow and return the authorization code for the redirect."""
+        """Materialise a successful flow and return the authorization code for the redirect.
+
+        ``account_refs``: ledger account ids chosen on the accounts step (payments: the debtor's). One-time flows
+        get a new anonymous user; ongoing flows add to the client's ``user_id`` user (finleap-products.md s.3)."""
         now = self.sb.clock.now(tenant)
         seed = self.sb.seed.get()
-        ledger = self._ledger(seed, flow, now.date())
-        user_id = uuid4(random.Random(stable_seed(seed, tenant, flow["id"], "user")))
-        access_id = uuid4(random.Random(stable_seed(seed, tenant, flow["id"], "access")))
-        chosen = [a for a in data.widget_accounts(ledger) if a.id in account_refs] or data.widget_accounts(ledger)[:1]
-        chosen = data.apply_preset_ibans(chosen, flow["preset_accounts"])
-        bank = next((b for b in data.selectable_banks() if b["id"] == flow.get("bank_id")), data.BANKS[0])
-        account_ids = []
-        for ledger_account in chosen:
-            account = data.render_account(ledger_account, access_id, flow["id"])
-            txns = [data.render_transaction(t, account["account_id"], flow["id"]) for t in ledger_account.transactions]
-            account.update(user_id=user_id, ledger_id=ledger_account.id, balance_value=str(ledger_account.balance),
-                           credit_limit=str(ledger_account.credit_limit) if ledger_account.credit_limit else None,
-                           last_booking=ledger_account.transactions[-1].booking_date.isoformat()
-                           if ledger_account.transactions else None,
-                           synced_at=isoformat(now))
-            self.sb.store.put(tenant, _ACCOUNTS, account["account_id"], account)
-            store_txns = self._txns(tenant, account["account_id"])
-            for t in txns:
-                store_txns.put(t["transaction_id"], t)
-            account_ids.append(account["account_id"])
-        access = {"id": access_id, "user_id": user_id, "flow_id": flow["id"], "access_method_id": bank["id"],
-                  "provider": {"id": bank["id"], "name": bank["name"], "bic": bank["bic"],
-                               "bank_code": bank["bank_code"], "country": "DE"},
-                  "save_secrets": False, "auto_sync": True, "created_at": isoformat(now), "accounts": account_ids,
-                  "scenario": flow.get("username") or data.MOCK_USERNAME, "current_sync": None, "months": flow["period"]}
-        self.sb.store.put(tenant, _ACCESSES, access_id, access)
+        kind = flow["type"]
+        if flow.get("user_id"):
+            user_id = flow["user_id"]
+        else:
+            user_id = uuid4(random.Random(stable_seed(seed, tenant, flow["id"], "user")))
+        if kind == "ongoing-sync":
+            account_ids = self._sync_in_flow(tenant, flow, user_id)
+            access_id = None
+        elif kind == "ongoing-payment" and flow.get("debtor_account"):
+            account_ids = [flow["debtor_account"]]
+            access_id = self.sb.store.get(tenant, _ACCOUNTS, flow["debtor_account"])["access_id"]
+        else:
+            access_id, account_ids = self._connect_accounts(tenant, flow, user_id, account_refs, now, seed)
         self.sb.store.update(tenant, _USERS, user_id, lambda u: {
-            "id": user_id, "flows": sorted(set((u or {}).get("flows", []) + [flow["id"]])),
-            "accesses": sorted(set((u or {}).get("accesses", []) + [access_id]))})
-        self.sb.store.put(tenant, _REPORTS, flow["id"], self._materialise_report(tenant, flow, ledger, account_ids))
+            **(u or {"id": user_id, "saved_credentials": {}}),
+            "flows": sorted(set((u or {}).get("flows", []) + [flow["id"]])),
+            "accesses": sorted(set((u or {}).get("accesses", []) + ([access_id] if access_id else []))),
+            "saved_credentials": {**(u or {}).get("saved_credentials", {}), **(
+                {flow["bank_id"]: flow["username"]} if flow.get("save_credentials") and flow.get("bank_id") else {})}})
+        if kind in PAYMENT_KINDS:
+            self._submit_payment(tenant, flow, account_ids[0], now)
+        else:
+            self.sb.store.put(tenant, _REPORTS, flow["id"], self._materialise_report(tenant, flow, account_ids))
         scopes = self._scopes(flow)
         client = self.sb.auth.client(flow["client_id"]) or self.sb.auth.default_client()
         # a credential: signed under the secret key, its jti drawn from it too (never computable from the seed)
@@ -152,18 +367,91 @@ class FinleapService(Insights):
                                       "jti": uuid4(self.sb.ids.secret_rng(tenant, "finleap.code")),
                                       "iat": int(now.timestamp()), "exp": expires_at(now, self.code_ttl)},
                                      "finleap.code")
-        if self.sb.config.get("FINLEAP_LEGACY_CODES"):
-            code = "O" + code  # python-figo rejects codes not starting with "O" (finleap.md s.3)
+        if self.legacy_codes(client):
+            code = "O" + code  # python-figo rejects codes not starting with "O" (finleap.md s.3), per client
         self.sb.auth.issue(PROVIDER, client, code, self.code_ttl, kind="code", subject=user_id, scopes=scopes,
                            data={"flow_id": flow["id"], "redirect_uri": flow["redirect_uri"], "flows": [flow["id"]]})
-        flow.update(user_id=user_id, access_id=access_id)   # core's Flows.finish sets the status and step
-        self.save_flow(tenant, flow)
+        flow.update(user_id=user_id, access_id=access_id, connected_accounts=account_ids)
+        self.save_flow(tenant, flow)   # core's Flows.finish sets the status and step
         return code
+
+    def _connect_accounts(self, tenant: str, flow: dict, user_id: str, account_refs: list[str], now,
+                          seed: int) -> tuple[str, list[str]]:
+        """Store the access and the chosen accounts with their transactions. Ongoing flows reconnecting the same
+        bank reuse the user's access there (ids derive from user + bank, so nothing is duplicated)."""
+        ledger = self._ledger(seed, flow, now.date())
+        key = self._ledger_key(flow)
+        access_id = uuid4(random.Random(stable_seed(seed, tenant, key, "access")))
+        offered = data.widget_accounts(ledger, depot=flow.get("bank_id") == data.DEMOBANK_ID)
+        chosen = [a for a in offered if a.id in account_refs] or offered[:1]
+        chosen = data.apply_preset_ibans(chosen, flow["preset_accounts"])
+        bank = data.bank_by_id(flow.get("bank_id")) or data.BANKS[0]
+        existing = self.sb.store.get(tenant, _ACCESSES, access_id)
+        account_ids = []
+        for ledger_account in chosen:
+            account = data.render_account(ledger_account, access_id, key)
+            account_ids.append(account["account_id"])
+            if self.sb.store.get(tenant, _ACCOUNTS, account["account_id"]) is not None:
+                continue   # already connected by an earlier flow of this user: keep its synced state
+            txns = [data.render_transaction(t, account["account_id"], flow["id"]) for t in ledger_account.transactions]
+            account.update(user_id=user_id, ledger_id=ledger_account.id, balance_value=str(ledger_account.balance),
+                           credit_limit=str(ledger_account.credit_limit) if ledger_account.credit_limit else None,
+                           last_booking=ledger_account.transactions[-1].booking_date.isoformat()
+                           if ledger_account.transactions else None,
+                           synced_at=isoformat(now), holdings=[
+                               {"isin": h.isin, "name": h.name, "units": str(h.units), "price": str(h.price),
+                                "average_price": str(h.average_price), "currency": h.currency}
+                               for h in getattr(ledger_account, "holdings", []) or []] or None)
+            self.sb.store.put(tenant, _ACCOUNTS, account["account_id"], account)
+            store_txns = self._txns(tenant, account["account_id"])
+            for t in txns:
+                store_txns.put(t["transaction_id"], t)
+        saved = bool(flow.get("save_credentials"))
+        access = {"id": access_id, "user_id": user_id, "flow_id": flow["id"], "access_method_id": bank["id"],
+                  "provider": {"id": bank["id"], "name": bank["name"], "bic": bank["bic"],
+                               "bank_code": bank["bank_code"], "country": "DE"},
+                  "save_secrets": saved, "auto_sync": True, "created_at": isoformat(now),
+                  "accounts": account_ids, "scenario": flow.get("username") or data.MOCK_USERNAME,
+                  "current_sync": None, "months": flow["period"]}
+        if existing is not None:   # multibanking: a later flow at the same bank adds its accounts to the access
+            access = {**existing, "accounts": list(dict.fromkeys(existing["accounts"] + account_ids)),
+                      "save_secrets": existing.get("save_secrets") or saved}
+        self.sb.store.put(tenant, _ACCESSES, access_id, access)
+        return access_id, account_ids
+
+    def _sync_in_flow(self, tenant: str, flow: dict, user_id: str) -> list[str]:
+        """Ongoing sync (s.4, [PFM-branch]): one sync per access owning the flow's accounts, COMPLETED before the
+        redirect (same machinery as create_sync: new bookings carry the sync id, notifications fire)."""
+        access_ids = list(dict.fromkeys(self.sb.store.get(tenant, _ACCOUNTS, a)["access_id"]
+                                        for a in flow["sync_accounts"]))
+        syncs = []
+        for access_id in access_ids:
+            sync_id = self.sb.ids.uuid4(tenant, "finleap.sync")
+            self.sb.jobs.create(tenant, SYNC_KIND, SYNC_STATES, job_id=sync_id, owner=user_id,
+                                data={"access_id": access_id, "disable_notifications": False, "redirect_uri": None,
+                                      "state": None, "sca_location": None, "flow_id": flow["id"]})
+            self.sb.jobs.complete(tenant, sync_id)
+            self.sb.store.update(tenant, _ACCESSES, access_id, lambda a: {
+                **a, "current_sync": sync_id, "save_secrets": a.get("save_secrets") or bool(flow.get("save_credentials"))})
+            syncs.append(sync_id)
+        flow["sync_ids"] = syncs
+        return list(flow["sync_accounts"])
+
+    def _ledger_key(self, flow: dict) -> str:
+        """Whose ledger a flow reads: the flow's own (one-time: an anonymous person per flow), or, for ongoing
+        flows, the user's at that bank (the same person and accounts on every flow of that user)."""
+        if flow["type"] in ONGOING_KINDS and flow.get("user_id"):
+            return f"{flow['user_id']}:{flow.get('bank_id') or data.BANKS[0]['id']}"
+        return flow.get("ledger_key") or flow["id"]
 
     def _ledger(self, seed: int, flow: dict, today: date) -> Ledger:
         owner = self._holder_name(flow)
-        return generate_ledger(seed, flow["id"], today, market="DE", months=max(flow["period"], 1) + 1,
-                               owner_name=owner)
+        persona = data.DEMO_PERSONA if flow.get("bank_id") == data.DEMOBANK_ID else None
+        ledger = generate_ledger(seed, self._ledger_key(flow), today, market="DE", months=max(flow["period"], 1) + 1,
+                                 owner_name=owner, persona=persona)
+        if (flow.get("username") or "").endswith("+risky"):   # finleap-products.md s.11: risk.py's persona
+            ledger = risk.risky_ledger(ledger)
+        return ledger
 
     def _holder_name(self, flow: dict) -> str | None:
         """The account holder's name for the scenario usernames (data.USERNAME_SCENARIOS)."""
@@ -181,25 +469,79 @@ class FinleapService(Insights):
             return "Thomas Wagner" if name.casefold() != "thomas wagner" else "Maria Müller"
         return name
 
-    def _materialise_report(self, tenant: str, flow: dict, ledger: Ledger, account_ids: list[str]) -> dict:
+    def _materialise_report(self, tenant: str, flow: dict, account_ids: list[str]) -> dict:
         if flow["type"] == "account-verification":
             account = self.sb.store.get(tenant, _ACCOUNTS, account_ids[0])
             preset_iban = next((a for a in flow["preset_accounts"] if a), None)
             return reports.build_account_verification(flow["id"], flow["name"], preset_iban, account,
                                                       [account["owner"]])
-        return {"accounts": account_ids, "period": flow["period"]}  # income report is computed on read (s.5 window)
+        # income and risk reports are computed on read from these accounts (s.5 window; risk: finleap-products s.9)
+        return {"accounts": account_ids, "period": flow["period"], "name": flow.get("name"), "type": flow["type"]}
 
     @staticmethod
     def _scopes(flow: dict) -> list[str]:
-        if flow["type"] == "income-report":
-            return list(FULL_SCOPE)
-        # (inferred, s.3) account verification grants raw data only with readout
+        if flow["type"] not in ("account-verification", *PAYMENT_KINDS):
+            return list(FULL_SCOPE)   # income report, access products, sync, risk reports (s.3 table)
+        # (inferred, s.3) account verification and payments grant raw data only with readout
         scopes = []
         if "ACCOUNTS" in flow["readout"]:
             scopes += ["accounts=ro", "balance=ro"]
         if "TRANSACTIONS" in flow["readout"]:
             scopes += ["transactions=ro"]
         return scopes + ["offline"]
+
+    # --- payments (finleap-products.md s.8) ------------------------------------------------------------------------
+    def _submit_payment(self, tenant: str, flow: dict, account_id: str, now) -> None:
+        """The confirmed payment: its receipt (readable for FINLEAP_RECEIPT_TTL by its client only) and the debit
+        on the debtor account: booked at once for SEPA Instant, pending (``booked: false``) until the next sync
+        otherwise (inferred, s.8 side effect)."""
+        p = flow["payment"]
+        account = self.sb.store.get(tenant, _ACCOUNTS, account_id)
+        value = Decimal(str(p["amount"]["value"])).quantize(Decimal("0.01"))
+        kind = p.get("type") or "SEPA transfer"
+        rng = random.Random(stable_seed(self.sb.seed.get(), tenant, flow["id"], "end_to_end_reference"))
+        e2e = p.get("end_to_end_reference") or "".join(
+            rng.choice(string.ascii_uppercase + string.digits) for _ in range(16))   # like the D-rcpt example
+        receipt = {"id": flow["id"], "debtor": {"iban": account["iban"]},
+                   "creditor": {"iban": p["creditor"]["iban"].replace(" ", "").upper(), "name": p["creditor"]["name"]},
+                   "amount": {"value": float(value), "currency": p["amount"].get("currency", "EUR")},
+                   "purpose": p["purpose"]}
+        if p.get("sepa_purpose_code"):
+            receipt["sepa_purpose_code"] = p["sepa_purpose_code"]   # D-rcpt: only when given
+        receipt.update(end_to_end_reference=e2e, submitted_at=isoformat(now), type=kind)
+        if p.get("execution_date"):
+            receipt["execution_date"] = p["execution_date"]   # (inferred) echoed when the link set one
+        self.sb.store.put(tenant, _RECEIPTS, flow["id"], {
+            "receipt": receipt, "client_id": flow["client_id"],
+            "expires_at": isoformat(now + timedelta(seconds=self.receipt_ttl))})
+        instant = kind == "SEPA Instant transfer" and not p.get("execution_date")
+        day = p.get("execution_date") or now.date().isoformat()
+        stamp = isoformat(now)
+        txn = {"transaction_id": data.transaction_id(account_id, f"{data.figo_id('P', flow['id'])[1:8]}9999"),
+               "account_id": account_id, "name": receipt["creditor"]["name"], "account_number": None,
+               "bank_code": receipt["creditor"]["iban"][4:12] if receipt["creditor"]["iban"].startswith("DE") else None,
+               "bank_name": None, "amount": -float(value), "currency": receipt["amount"]["currency"],
+               "booking_date": day, "value_date": day, "purpose": p["purpose"], "type": "Transfer",
+               "booking_text": "SEPA-UEBERWEISUNG", "booked": instant, "categories": [],
+               "creation_timestamp": stamp, "modification_timestamp": stamp, "visited": False, "bic": None,
+               "iban": receipt["creditor"]["iban"], "booking_key": None, "creditor_id": None,
+               "mandate_reference": None, "sepa_purpose_code": p.get("sepa_purpose_code"),
+               "sepa_remittance_info": p["purpose"], "text_key_addition": None, "end_to_end_reference": e2e,
+               "customer_reference": None, "prima_nota_number": None, "additional_info": None, "sync_id": None}
+        self._txns(tenant, account_id).put(txn["transaction_id"], txn)
+        if instant:
+            self.sb.store.update(tenant, _ACCOUNTS, account_id, lambda a: {
+                **a, "balance_value": str(Decimal(a["balance_value"]) - value)})
+
+    def get_payment_receipt(self, ctx, id: str) -> dict:
+        """The receipt of a successful payment flow (D-rcpt): 404 code 1004 while the user is in the flow, after
+        cancel or failure, for another client's id, and FINLEAP_RECEIPT_TTL (1 h) after success."""
+        self.require_product(ctx, "payment")
+        found = self.sb.store.get(ctx.tenant, _RECEIPTS, id)
+        if found is None or found["client_id"] != ctx.client["client_id"] or \
+                self.sb.clock.now(ctx.tenant) >= parse_instant(found["expires_at"]):
+            raise NotFound("Payment receipt not found.")
+        return found["receipt"]
 
     # --- tokens --------------------------------------------------------------------------------------------------
     def create_token(self, ctx) -> dict:
@@ -258,8 +600,18 @@ class FinleapService(Insights):
         accounts = self._user_accounts(tok, args.get("accounts"), args.get("accesses"))
         today = self.sb.clock.now(tok["tenant"]).date()
         default_since, default_until = reports.report_window(today, 12)
-        since = date.fromisoformat(args["since"] + "-01") if args.get("since") else default_since
-        until = _month_end(date.fromisoformat(args["until"] + "-01")) if args.get("until") else default_until
+        since, until = default_since, default_until
+        # the query schema's YYYY-MM pattern lets year 0 through ("0000-01"); date() refuses it -> 400, not 500
+        for field in ("since", "until"):
+            if args.get(field):
+                try:
+                    first = date.fromisoformat(args[field] + "-01")
+                except ValueError:
+                    raise invalid(field, "Not a valid month (YYYY-MM).") from None
+                if field == "since":
+                    since = first
+                else:
+                    until = _month_end(first)
         if since > until:
             raise invalid("since", "since must not be after until.")
         return reports.build_income_report(self._report_txns(tok["tenant"], [a["account_id"] for a in accounts]),
@@ -323,25 +675,33 @@ class FinleapService(Insights):
         return self._balance(self._account(ctx.token, account_id))
 
     def list_transactions(self, ctx, account_id: str | None = None) -> dict:
-        """Transactions with the figo query filters (finleap.md s.6), newest first unless sort=ASC."""
+        """Transactions with the figo query filters (finleap.md s.6), newest first unless sort=ASC. ``filter``,
+        ``since_type`` and ``include_pending`` really filter; ``cents`` gives integer cents."""
         tok, args = ctx.token, ctx.query
         if account_id:
             accounts = [self._account(tok, account_id)]
         else:
             accounts = self._user_accounts(tok, args.get("accounts"))
         items = [t for a in accounts for t in self._txns(tok["tenant"], a["account_id"]).list()]
-        since, until = self._bound(items, args.get("since")), self._bound(items, args.get("until"))
+        # since_type (python-figo): which date since/until compare: booking (default), creation or modification
+        field = {"booked": "booking_date", "created": "creation_timestamp",
+                 "modified": "modification_timestamp"}[args.get("since_type") or "booked"]
+        since, until = self._bound(items, args.get("since"), field), self._bound(items, args.get("until"), field)
         types = set(args["types"].split(",")) if args.get("types") else None
         categories = {int(c) for c in args["categories"].split(",") if c} if args.get("categories") else None
+        wanted = _figo_filter(args.get("filter"))
+        # include_pending (python-figo default False): pending bookings (booked false) only when asked for
+        pending = _flag(args.get("include_pending"))
         selected = [t for t in items
-                    if (since is None or t["booking_date"] >= since) and (until is None or t["booking_date"] <= until)
-                    and (types is None or t["type"] in types)
+                    if (since is None or t[field][:10] >= since) and (until is None or t[field][:10] <= until)
+                    and (types is None or t["type"] in types) and (pending or t["booked"])
                     and (not args.get("sync_id") or t.get("sync_id") == args["sync_id"])
-                    and (categories is None or any(c["id"] in categories for c in t["categories"]))]
+                    and (categories is None or any(c["id"] in categories for c in t["categories"]))
+                    and _matches_filter(t, wanted)]
         selected.sort(key=lambda t: (t["booking_date"], t["transaction_id"]), reverse=args.get("sort", "DESC") != "ASC")
         page = paging.offset_slice(selected, paging.parse_offset_query(args))   # finleap.md s.6: count/offset
         if _flag(args.get("cents")):
-            page = [{**t, "amount": int((Decimal(str(t["amount"])) * 100).to_integral_value())} for t in page]
+            page = [_in_cents(t) for t in page]
         result: dict = {"transactions": page}
         if _flag(args.get("include_statistics")):
             credits = sum((Decimal(str(t["amount"])) for t in selected if t["amount"] > 0), Decimal(0))
@@ -351,25 +711,27 @@ class FinleapService(Insights):
         return result
 
     @staticmethod
-    def _bound(items: list[dict], value: str | None) -> str | None:
-        """since/until: an ISO date, or a transaction id standing for its booking date (s.6)."""
+    def _bound(items: list[dict], value: str | None, field: str = "booking_date") -> str | None:
+        """since/until: an ISO date, or a transaction id standing for its date (s.6) of ``field``."""
         if not value:
             return None
         for t in items:
             if t["transaction_id"] == value:
-                return t["booking_date"]
+                return t[field][:10]
         try:
             return date.fromisoformat(value[:10]).isoformat()
         except ValueError:
             raise invalid("since", "Not a valid date or transaction id.") from None
 
     def get_transaction(self, ctx, transaction_id: str, account_id: str | None = None) -> dict:
+        """One transaction; ``cents=true`` gives integer cents as on the list (python-figo get_transaction). The
+        catalogue documents no 400 here, so other ``cents`` values are ignored (no query schema)."""
         tok = ctx.token
         accounts = [self._account(tok, account_id)] if account_id else self._user_accounts(tok)
         for a in accounts:
             found = self._txns(tok["tenant"], a["account_id"]).get(transaction_id)
             if found is not None:
-                return found
+                return _in_cents(found) if _flag(ctx.query.get("cents")) else found
         raise NotFound("Transaction not found.")
 
     # --- notifications -------------------------------------------------------------------------------------------
@@ -378,7 +740,12 @@ class FinleapService(Insights):
         if match is None:
             raise invalid("observe_key", "Not a valid observe key.")
         if "account" in match.groupdict() and match.group("account"):
-            self._account(tok, match.group("account"))
+            try:
+                self._account(tok, match.group("account"))
+            except NotFound:
+                # a bad field value, not a missing resource: POST documents no 404, and on PUT a 404 would read as
+                # "this notification does not exist" (finleap.md s.6: invalid key -> 400 code 1000)
+                raise invalid("observe_key", "Unknown account.") from None
         needed = "balance=ro" if "/balance" in key else "transactions=ro"
         if needed not in tok["scopes"]:
             raise Forbidden(f"The observe key needs the {needed} scope.")  # finleap.md s.3
@@ -544,21 +911,30 @@ class FinleapService(Insights):
             ledger_account = by_id.get(account["ledger_id"])
             last = account.get("last_booking") or "0000-00-00"
             fresh = [t for t in (ledger_account.transactions if ledger_account else []) if t.booking_date.isoformat() > last]
-            if not fresh:
+            store_txns = self._txns(tenant, account_id)
+            # pending payments (finleap-products.md s.8, standard SEPA) are booked by the first sync on/after their date
+            due = [t for t in store_txns.list() if not t["booked"] and t["booking_date"] <= today.isoformat()]
+            if not fresh and not due:
                 continue
+            stamp = isoformat(self.sb.clock.now(tenant))
             rendered = []
             for n, t in enumerate(fresh):
                 item = data.render_transaction(t, account_id, access["flow_id"], sync_id)
                 # a regenerated ledger renumbers its bookings: sync additions get the sync's own serials
                 item["transaction_id"] = data.transaction_id(account_id, f"{data.figo_id('S', sync_id)[1:8]}{n:04d}")
+                # fetched now: since_type=created|modified tells them from the history (finleap.md s.6)
+                item["creation_timestamp"] = item["modification_timestamp"] = stamp
                 rendered.append(item)
-            balance = Decimal(account["balance_value"]) + sum((t.amount for t in fresh), Decimal(0))
-            store_txns = self._txns(tenant, account_id)
+            for t in due:
+                rendered.append({**t, "booked": True, "sync_id": sync_id, "modification_timestamp": stamp})
+            balance = Decimal(account["balance_value"]) + sum((t.amount for t in fresh), Decimal(0)) + sum(
+                (Decimal(str(t["amount"])) for t in due), Decimal(0))
             for item in rendered:
                 store_txns.put(item["transaction_id"], item)
+            newest = fresh[-1].booking_date.isoformat() if fresh else last
             self.sb.store.update(tenant, _ACCOUNTS, account_id, lambda a: {
-                **a, "balance_value": str(balance), "last_booking": fresh[-1].booking_date.isoformat(),
-                "synced_at": isoformat(self.sb.clock.now(tenant))})
+                **a, "balance_value": str(balance), "last_booking": newest if fresh else a.get("last_booking"),
+                "synced_at": stamp})
             added[account_id] = rendered
         return added
 
@@ -618,6 +994,83 @@ def check_redirect_uri_field(uri: str, field: str) -> None:
 def _flag(value: str | None) -> bool:
     """Query booleans: python-figo sends True/False, other clients true/false."""
     return (value or "").lower() == "true"
+
+
+def _in_cents(t: dict) -> dict:
+    """figo ``cents``: the amount as integer cents."""
+    return {**t, "amount": int((Decimal(str(t["amount"])) * 100).to_integral_value())}
+
+
+FILTER_KEYS = ("date", "person", "purpose", "amount")
+
+
+def _figo_filter(raw: str | None) -> dict:
+    """The figo ``filter`` query parameter: a JSON object with ``date``, ``person``, ``purpose``, ``amount``
+    (finleap.md s.6). Anything else is a 400 code 1000 naming ``filter``."""
+    if not raw:
+        return {}
+    import json
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise invalid("filter", "Not a valid JSON object.") from None
+    if not isinstance(value, dict) or set(value) - set(FILTER_KEYS):
+        raise invalid("filter", f"Must be an object with the keys {', '.join(FILTER_KEYS)}.")
+    if "date" in value:
+        try:
+            value["date"] = date.fromisoformat(str(value["date"])[:10]).isoformat()
+        except ValueError:
+            raise invalid("filter", "date: Not a valid date.") from None
+    if "amount" in value:
+        try:
+            value["amount"] = abs(Decimal(str(value["amount"])))
+            if not value["amount"].is_finite():
+                raise ArithmeticError
+        except ArithmeticError:
+            raise invalid("filter", "amount: Not a valid number.") from None
+    for key in ("person", "purpose"):
+        if key in value and not isinstance(value[key], str):
+            raise invalid("filter", f"{key}: Not a valid string.")
+    return value
+
+
+def _matches_filter(t: dict, wanted: dict) -> bool:
+    """(inferred) figo filter semantics: ``date`` = booking date, ``person`` / ``purpose`` = case-insensitive
+    substring of the counterparty name / purpose, ``amount`` = the absolute amount in euros."""
+    if "date" in wanted and t["booking_date"] != wanted["date"]:
+        return False
+    if "person" in wanted and wanted["person"].casefold() not in (t.get("name") or "").casefold():
+        return False
+    if "purpose" in wanted and wanted["purpose"].casefold() not in (t.get("purpose") or "").casefold():
+        return False
+    if "amount" in wanted and abs(Decimal(str(t["amount"]))) != wanted["amount"]:
+        return False
+    return True
+
+
+# finleap-products.md s.2: link bodies are read like marshmallow: integers may come as "12", booleans as "true"
+INTEGER_FIELDS = ("reporting_period", "sync_period")
+BOOLEAN_FIELDS = ("allow_multi_selection", "save_secrets")
+_TRUE, _FALSE = {"true"}, {"false"}
+
+
+def coerce_body(body: dict) -> dict:
+    """The link body with string-typed integers and booleans converted (the schemas admit them by pattern);
+    anything unconvertible is a 400 code 1000 with marshmallow's message."""
+    out = dict(body)
+    for key in INTEGER_FIELDS:
+        if isinstance(out.get(key), str):
+            try:
+                out[key] = int(out[key].strip())
+            except ValueError:
+                raise invalid(key, "Not a valid integer.") from None
+    for key in BOOLEAN_FIELDS:
+        if isinstance(out.get(key), str):
+            text = out[key].strip().lower()
+            if text not in _TRUE | _FALSE:
+                raise invalid(key, "Not a valid boolean.")
+            out[key] = text in _TRUE
+    return out
 
 
 def _month_end(d: date) -> date:

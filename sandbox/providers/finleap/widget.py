@@ -8,6 +8,8 @@ end with ``success=false``. SCA page: approve resumes the held sync, deny fails 
 """
 from __future__ import annotations
 
+from decimal import Decimal
+
 from flask import render_template
 
 from ...core.errors import BadRequest, Conflict, NotFound
@@ -17,9 +19,31 @@ from . import data
 
 PROVIDER = "finleap"
 PURPOSE, SCA_PURPOSE = "finleap.widget", "finleap.sca"     # signing purposes: a widget token is no SCA token
-KINDS = ("income-report", "account-verification")        # widget flow kinds = the flow's ``type``
+# widget flow kinds = the flow's ``type`` (finleap.md s.8; finleap-products.md s.3 for the products)
+KINDS = ("income-report", "account-verification", "access", "ongoing-access", "ongoing-sync", "payment",
+         "ongoing-payment", "risk-report", "ongoing-risk-report")
+PAYMENT_KINDS, ONGOING_KINDS = ("payment", "ongoing-payment"), ("ongoing-access", "ongoing-sync", "ongoing-payment",
+                                                                 "ongoing-risk-report")
 SCA_KIND = "sync-sca"
-ERROR_REASONS = ("bank_error", "wrong_credentials", "wrong_otp")
+ERROR_REASONS = ("bank_error", "wrong_credentials", "wrong_otp", "payment_rejected")
+PAYMENT_FAIL_USERNAME = "figo01+paymentfail"
+
+
+def after_login_step(flow: dict) -> str:
+    """The step after a successful login: the Demobank's demo login has no SCA (inferred, s.3), others do."""
+    if flow.get("bank_id") == data.DEMOBANK_ID and flow.get("username") == data.DEMO_USERNAME:
+        return after_auth_step(flow)
+    return "sca"
+
+
+def after_auth_step(flow: dict) -> str:
+    """The step after SCA (finleap-products.md s.3 table): accounts; payments: the debtor choice unless preset,
+    then the confirmation; an ongoing sync: the "synchronisation successful" screen."""
+    if flow["type"] == "ongoing-sync":
+        return "synced"
+    if flow["type"] in PAYMENT_KINDS:
+        return "confirm" if flow.get("debtor_account") else "debtor"
+    return "accounts"
 
 TEXT = {
     "de": {"title": "Konto verbinden", "bank": "Bank auswählen", "login": "Anmeldung bei", "username": "Benutzername",
@@ -29,7 +53,11 @@ TEXT = {
            "wrong_otp": "Die TAN ist falsch.", "attempts_left": "Verbleibende Versuche", "choose_account":
            "Bitte wählen Sie mindestens ein Konto.", "stale": "Dieser Schritt ist nicht mehr aktuell.",
            "search": "Bank suchen", "done": "Fertig", "expired": "Dieser Link ist ungültig oder abgelaufen.",
-           "used": "Dieser Link wurde bereits verwendet."},
+           "used": "Dieser Link wurde bereits verwendet.", "save_credentials": "Zugangsdaten speichern",
+           "saved_login": "Gespeicherte Zugangsdaten werden verwendet.", "debtor": "Auftraggeberkonto wählen",
+           "confirm": "Zahlung bestätigen", "creditor": "Empfänger", "amount": "Betrag", "purpose": "Verwendungszweck",
+           "pay": "Jetzt bezahlen", "synced": "Synchronisierung erfolgreich", "synced_hint":
+           "Ihre Konten wurden aktualisiert.", "payment_rejected": "Die Bank hat die Zahlung abgelehnt."},
     "en": {"title": "Connect your account", "bank": "Select your bank", "login": "Log in to", "username": "Username",
            "password": "PIN / password", "sca": "Choose a security method", "otp": "Enter your one-time password",
            "otp_hint": "We sent a one-time password to your phone.", "accounts": "Select accounts",
@@ -37,8 +65,14 @@ TEXT = {
            "wrong_otp": "Wrong one-time password.", "attempts_left": "Attempts left", "choose_account":
            "Please choose at least one account.", "stale": "This step is no longer current.",
            "search": "Search bank", "done": "Done", "expired": "This link is invalid or has expired.",
-           "used": "This link has already been used."},
+           "used": "This link has already been used.", "save_credentials": "Save my credentials",
+           "saved_login": "Your saved credentials are used.", "debtor": "Choose the account to pay from",
+           "confirm": "Confirm the payment", "creditor": "Recipient", "amount": "Amount", "purpose": "Purpose",
+           "pay": "Pay now", "synced": "Synchronisation successful", "synced_hint": "Your accounts are up to date.",
+           "payment_rejected": "The bank rejected the payment."},
 }
+_EXTRA_EN = ("save_credentials", "saved_login", "debtor", "confirm", "creditor", "amount", "purpose", "pay",
+             "synced", "synced_hint", "payment_rejected")
 TEXT["es"] = {"title": "Conectar cuenta", "bank": "Seleccione su banco", "login": "Iniciar sesión en",
               "username": "Usuario", "password": "PIN / contraseña", "sca": "Elija un método de seguridad",
               "otp": "Introduzca la contraseña de un solo uso", "otp_hint": "Le hemos enviado una contraseña a su teléfono.",
@@ -63,6 +97,8 @@ TEXT["ar"] = {"title": "ربط الحساب", "bank": "اختر مصرفك", "lo
               "choose_account": "يرجى اختيار حساب واحد على الأقل.", "stale": "هذه الخطوة لم تعد سارية.",
               "search": "ابحث عن مصرف", "done": "تم", "expired": "هذا الرابط غير صالح أو منتهي الصلاحية.",
               "used": "تم استخدام هذا الرابط من قبل."}
+for _lang in ("es", "fr", "ar"):   # product screens: English until translated (the widget's default is German)
+    TEXT[_lang].update({k: TEXT["en"][k] for k in _EXTRA_EN})
 assert all(TEXT[lang].keys() == TEXT["en"].keys() for lang in data.LANGUAGES)
 
 
@@ -111,14 +147,36 @@ class WidgetFlow(FlowDefinition):
         out = {"flow": flow, "t": TEXT[lang], "lang": lang, "rtl": lang == "ar", "error": error, "step": flow["step"],
                "banks": banks, "bank": next((b for b in banks if b["id"] == flow.get("bank_id")), None),
                "sca_methods": data.SCA_METHODS, "attempts_left": self.attempts_left(flow, "login"), "accounts": [],
-               "multi": flow["allow_multi_selection"]}
-        if flow["step"] == "accounts":
+               "multi": flow["allow_multi_selection"] and flow["step"] == "accounts",
+               "ongoing": flow["type"] in ONGOING_KINDS, "payment": None, "debtor": None}
+        if flow["step"] in ("accounts", "debtor"):
             out["accounts"] = [self._account_choice(a, lang) for a in self._candidates(tenant, flow)]
+        if flow.get("payment"):
+            p = flow["payment"]
+            out["payment"] = {"creditor": p["creditor"]["name"], "iban": p["creditor"]["iban"],
+                              "amount": money(Decimal(str(p["amount"]["value"])), p["amount"].get("currency", "EUR"),
+                                              lang), "purpose": p["purpose"], "type": p.get("type") or "SEPA transfer"}
+            if flow["step"] == "confirm":
+                out["debtor"] = self._debtor_label(tenant, flow)
         return out
 
+    def _debtor_label(self, tenant: str, flow: dict) -> str:
+        if flow.get("debtor_account"):
+            account = self.service.sb.store.get(tenant, "finleap.accounts", flow["debtor_account"])
+            return f"{account['name']} · {account['iban']}"
+        chosen = [a for a in self._candidates(tenant, flow) if a.id in (flow.get("debtor_choice") or [])]
+        return f"{chosen[0].name} · {chosen[0].iban}" if chosen else ""
+
     def _candidates(self, tenant: str, flow: dict) -> list[Account]:
+        """Accounts the widget offers: filtered by ``account_types``; Depots only at the Demobank; payments:
+        Giro accounts only (finleap-products.md s.3)."""
         ledger = self.service._ledger(self.service.sb.seed.get(), flow, self.flows.clock.now(tenant).date())
-        accounts = data.apply_preset_ibans(data.widget_accounts(ledger), flow["preset_accounts"])
+        offered = data.widget_accounts(ledger, depot=flow.get("bank_id") == data.DEMOBANK_ID)
+        accounts = data.apply_preset_ibans(offered, flow["preset_accounts"])
+        if flow["type"] in PAYMENT_KINDS:
+            giros = [a for a in accounts if a.kind == "checking"]
+            preset = [a for a in giros if a.iban in flow["preset_accounts"]]
+            return preset or giros
         if flow["account_types"]:
             accounts = [a for a in accounts if data.ACCOUNT_TYPES[a.kind] in flow["account_types"]] or accounts[:1]
         return accounts
@@ -133,15 +191,30 @@ class WidgetFlow(FlowDefinition):
         if form.get("bank_id") not in {b["id"] for b in data.selectable_banks()}:
             return Next.stay("stale")
         flow["bank_id"] = form["bank_id"]
+        saved = self._saved_login(tenant, flow)
+        if saved:   # ongoing: credentials saved for this user and bank skip the login (D-pay, [PFM-branch])
+            flow.update(username=saved, login_skipped=True)
+            return Next.goto(after_login_step(flow))
         return Next.goto("login")
+
+    def _saved_login(self, tenant: str, flow: dict) -> str | None:
+        if flow["type"] not in ONGOING_KINDS or not flow.get("user_id"):
+            return None
+        user = self.service.sb.store.get(tenant, "finleap.users", flow["user_id"]) or {}
+        return (user.get("saved_credentials") or {}).get(flow["bank_id"])
 
     def step_login(self, tenant, flow, form):
         username, password = form.get("username", ""), form.get("password", "")
         if username == "bank_error":
             return Next.finish("error", reason="bank_error")
-        if username in data.USERNAME_SCENARIOS and password == data.MOCK_PASSWORD:
+        demo = flow.get("bank_id") == data.DEMOBANK_ID and (username, password) == (data.DEMO_USERNAME,
+                                                                                     data.DEMO_PASSWORD)
+        if demo or (username in data.USERNAME_SCENARIOS and password == data.MOCK_PASSWORD):
             flow["username"] = username
-            return Next.goto("sca")
+            # ongoing flows: "save credentials" checkbox, hidden and on with save_secrets (finleap-products.md s.3)
+            flow["save_credentials"] = flow["type"] in ONGOING_KINDS and (
+                flow.get("save_secrets") or bool(form.get("save_credentials")))
+            return Next.goto(after_login_step(flow))
         if self.attempt(flow, "login"):
             return Next.finish("error", reason="wrong_credentials")
         flow["last_username"] = username  # shown again: only the password is re-typed
@@ -158,7 +231,7 @@ class WidgetFlow(FlowDefinition):
             if self.attempt(flow, "login"):
                 return Next.finish("error", reason="wrong_otp")
             return Next.stay("wrong_otp")
-        return Next.goto("accounts")
+        return Next.goto(after_auth_step(flow))
 
     def step_accounts(self, tenant, flow, form):
         offered = {a.id for a in self._candidates(tenant, flow)}
@@ -168,6 +241,25 @@ class WidgetFlow(FlowDefinition):
         if not flow["allow_multi_selection"]:
             chosen = chosen[:1]
         return Next.finish("success", code=self.service.complete_flow(tenant, flow, chosen))
+
+    def step_debtor(self, tenant, flow, form):
+        """Payments: the debtor account (one Giro account of the bank)."""
+        offered = {a.id for a in self._candidates(tenant, flow)}
+        chosen = [a for a in form.get("accounts", []) if a in offered][:1]
+        if not chosen:
+            return Next.stay("choose_account")
+        flow["debtor_choice"] = chosen
+        return Next.goto("confirm")
+
+    def step_confirm(self, tenant, flow, form):
+        """Payments: the confirmation screen (creditor, amount, purpose); the bank may still reject it."""
+        if flow.get("username") == PAYMENT_FAIL_USERNAME:
+            return Next.finish("error", reason="payment_rejected")
+        return Next.finish("success", code=self.service.complete_flow(tenant, flow, flow.get("debtor_choice") or []))
+
+    def step_synced(self, tenant, flow, form):
+        """Ongoing sync: "synchronisation successful", then the redirect (with a code, s.13 decision 3)."""
+        return Next.finish("success", code=self.service.complete_flow(tenant, flow, []))
 
     # --- outcomes -----------------------------------------------------------------------------------------------
     def redirect_params(self, flow, outcome, result):
@@ -184,14 +276,24 @@ class WidgetFlow(FlowDefinition):
         """Control API: log in as ``username`` (a scenario, default figo01) at ``bank_id`` and pick ``accounts``
         (ids as the accounts step offers them; default the first)."""
         username = options.get("username") or flow.get("username") or data.MOCK_USERNAME
-        if username not in data.USERNAME_SCENARIOS or username == "bank_error":
-            raise BadRequest(f"username must be one of {[u for u in data.USERNAME_SCENARIOS if u != 'bank_error']}"
-                             " (use outcome error for bank_error)")
+        allowed = [u for u in data.USERNAME_SCENARIOS if u not in ("bank_error", PAYMENT_FAIL_USERNAME)]
         banks = [b["id"] for b in data.selectable_banks()]
         bank_id = options.get("bank_id") or flow.get("bank_id") or banks[0]
         if bank_id not in banks:
             raise BadRequest(f"bank_id must be one of {banks}")
+        if username not in allowed and not (bank_id == data.DEMOBANK_ID and username == data.DEMO_USERNAME):
+            raise BadRequest(f"username must be one of {allowed} (or demo at the demobank; use outcome error for "
+                             "bank_error and figo01+paymentfail)")
         flow.update(username=username, bank_id=bank_id, sca_method=flow.get("sca_method") or data.SCA_METHODS[0])
+        if flow["type"] in ONGOING_KINDS:
+            save = options.get("save_credentials", False)
+            if not isinstance(save, bool):
+                raise BadRequest("save_credentials must be a boolean")
+            flow["save_credentials"] = bool(flow.get("save_secrets") or save)
+        if flow["type"] == "ongoing-sync":
+            return {"code": self.service.complete_flow(tenant, flow, [])}
+        if flow["type"] in PAYMENT_KINDS and flow.get("debtor_account"):
+            return {"code": self.service.complete_flow(tenant, flow, [])}
         offered = [a.id for a in self._candidates(tenant, flow)]
         wanted = options.get("accounts")
         if wanted is None:
@@ -200,14 +302,17 @@ class WidgetFlow(FlowDefinition):
             wanted = [wanted]
         if not isinstance(wanted, list) or not wanted or any(a not in offered for a in wanted):
             raise BadRequest(f"accounts must be a non-empty list of the offered account ids {offered}")
-        if not flow["allow_multi_selection"]:
+        if not flow["allow_multi_selection"] or flow["type"] in PAYMENT_KINDS:
             wanted = wanted[:1]
+        if flow["type"] in PAYMENT_KINDS:
+            flow["debtor_choice"] = wanted
         return {"code": self.service.complete_flow(tenant, flow, wanted)}
 
     def fail_reason(self, tenant, flow, options):
-        reason = options.get("reason") or "bank_error"
-        if reason not in ERROR_REASONS:
-            raise BadRequest(f"reason must be one of {list(ERROR_REASONS)}")
+        reason = options.get("reason") or ("payment_rejected" if flow["type"] in PAYMENT_KINDS else "bank_error")
+        allowed = ERROR_REASONS if flow["type"] in PAYMENT_KINDS else ERROR_REASONS[:3]
+        if reason not in allowed:
+            raise BadRequest(f"reason must be one of {list(allowed)}")
         return reason
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ...core.operations import Op, Provider
 from ...core.schemes import Bearer, BodyCredentials
-from . import banking, connect, errors, platform
+from . import banking, cockpits, connect, errors, platform
 from .service import FinoService
 
 BANKING_FETCH = ("banking", "banking-fetch")
@@ -74,13 +74,57 @@ PROVIDER = Provider(
         "delete_advisor": Op(),
         "get_platform_status": Op(auth="none"),
         # --- part 2, section 10: categorization (categorization.py) ---------------------------------------------
+        "get_categorization": Op(scope="categorization"),
+        "get_categorization_correlation": Op(scope="categorization"),
+        "get_categorization_patterns": Op(scope="categorization"),
+        "set_categorization_patterns": Op(scope="categorization", body="json"),   # 204 + Finoos-Correlation-Id
+        "get_categorized_transactions": Op(scope="categorization"),
+        "get_transaction_tags": Op(scope="categorization"),
+        # section 4: the tree and descriptions need categorization-categories and name no user (no TenantID)
+        "get_categorization_tree": Op(scope="categorization-categories"),
+        "get_tag_descriptions": Op(scope="categorization-categories"),
         # --- part 2, section 10: account detection and history, contracts, companies (detection.py) ------------
+        "get_accounts_overview": Op(scope="account-detection"),
+        "get_account_detection_correlation": Op(scope="account-detection"),
+        "get_account_history": Op(scope="account-history"),
+        "get_account_history_correlation": Op(scope="account-history"),
+        "list_contracts": Op(scope="contracts"),
+        "delete_contracts": Op(scope="contracts"),
+        "get_contracts_correlation": Op(scope="contracts"),
+        "delete_contract": Op(scope="contracts"),
+        "search_companies": Op(scope="companies", body="json"),          # section 10: no TenantID (not user-scoped)
+        "search_company_logos": Op(scope="companiesLogo", body="json"),
         # --- part 2, section 10: cockpits, recommendations, person and company analytics (cockpits.py) -----------
+        # section 10 "Cockpits" (scope cockpits; the reference once writes "cockpit" for the correlation endpoint)
+        "list_cockpits": Op(scope="cockpits"),
+        "get_cockpit_link": Op(scope="cockpits"),
+        "get_person_cockpit": Op(scope="cockpits"),
+        "get_company_cockpit": Op(scope="cockpits"),
+        "get_cockpit_correlation": Op(scope=("cockpits", "cockpit")),
+        "get_cockpit_recommendations": Op(scope="cockpits"),
+        # section 10 "Person and company analytics": module scopes per the table; "-" there = no module scope, the
+        # bearer suffices (inferred); get_person_income is unlocked by any one person-income-* module
+        "get_person_income": Op(scope=cockpits.INCOME_SCOPES),
+        "get_person_spending": Op(),
+        "get_person_household_budget": Op(),
+        "get_person_living_situation": Op(),
+        "get_person_risk": Op(),
+        "get_person_adult_check": Op(),
+        "get_company_cash": Op(scope="company-cash"),
+        "get_company_liquidity": Op(scope="company-liquidity"),
+        "get_company_foreign_payments": Op(scope="company-foreign-payment"),
+        "get_company_risk": Op(scope="company-risk"),
+        "get_company_credit": Op(scope="company-credit"),
+        "get_company_insurance": Op(scope="company-insurance"),
+        "get_company_investment": Op(scope="company-investment"),
+        "get_company_internal_bookings": Op(),
     },
     # section 12: banking_ui_management shares /uba/auth with banking_ui_connect (the session decides the section)
     pages={"banking_ui_connect": connect.banking_ui_page, "money_transfer_sca": connect.money_transfer_sca_page,
-           "advisor_cockpit_onboarding": platform.advisor_onboarding_page},
+           "advisor_cockpit_onboarding": platform.advisor_onboarding_page,
+           "cockpit_web": cockpits.cockpit_web_page},   # section 12: signed, expiring cockpit page
     pages_dir=str(Path(__file__).with_name("pages")),
+    assets_dir=str(Path(__file__).with_name("assets")),   # company logos (companies search, contract partners)
     scenarios=platform.SCENARIOS + banking.SCENARIOS + connect.SCENARIOS,
     fire_webhook="fire_webhook",
 )

@@ -107,3 +107,127 @@ def provider_id(account) -> str:
 def split_bban(number: str) -> tuple[str, str, str]:
     parts = number.split("-")
     return (parts[0], parts[1], parts[2]) if len(parts) == 3 else ("", "", number)
+
+
+# --- connections, providers, branches (open_finance.md sections 6, 8, 10-12) -------------------------------------
+
+from functools import lru_cache   # noqa: E402  (kept with the tables that use it)
+from pathlib import Path          # noqa: E402
+
+import yaml                       # noqa: E402
+
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "open_finance"
+
+# Section 8: every status of the Connection schema enum.
+STATUSES = ("INACTIVE", "FETCHING", "CONNECTED", "COMPLETED", "ACTIVE", "ERROR", "EXPIRED", "FETCHING_ERROR", "REJECTED",
+            "PARTIALLY_AUTHORIZED", "REPLACED", "REVOKED", "SUSPENDED_BY_PROVIDER", "CREDENTIALS_ERROR", "UNKNOWN",
+            "TERMINATED_BY_USER")
+# Statuses a connection never leaves on its own (a refresh, an expiry or a newer connection cannot revive them).
+TERMINAL = ("ERROR", "EXPIRED", "FETCHING_ERROR", "REJECTED", "REPLACED", "REVOKED", "SUSPENDED_BY_PROVIDER",
+            "CREDENTIALS_ERROR", "TERMINATED_BY_USER")
+# Section 9 routing (inferred): successUrl / failUrl / abortUrl of callbackInformation.webhooks.
+WEBHOOK_ROUTE = {"CONNECTED": "successUrl", "COMPLETED": "successUrl", "ACTIVE": "successUrl",
+                 "ERROR": "failUrl", "EXPIRED": "failUrl", "FETCHING_ERROR": "failUrl", "REJECTED": "failUrl",
+                 "REVOKED": "failUrl", "SUSPENDED_BY_PROVIDER": "failUrl", "CREDENTIALS_ERROR": "failUrl",
+                 "TERMINATED_BY_USER": "abortUrl"}
+# connectionError of the webhook / Connection.error for the error outcomes of section 11 (texts inferred).
+ERRORS = {
+    "REJECTED": {"type": "CONSENT_REJECTED", "message": "The account owner rejected the consent at the bank"},
+    "ERROR": {"type": "PROVIDER_ERROR", "message": "The connection to the institution failed"},
+    "FETCHING_ERROR": {"type": "FETCHING_ERROR", "message": "Fetching the accounts from the institution failed"},
+    "SUSPENDED_BY_PROVIDER": {"type": "SUSPENDED_BY_PROVIDER", "message": "The provider suspended the consent"},
+    "EXPIRED": {"type": "CONSENT_EXPIRED", "message": "The consent has expired"},
+    "TERMINATED_BY_USER": {"type": "TERMINATED_BY_USER", "message": "The user left the consent journey"},
+}
+PARTIAL_AUTH_DAYS = 5            # section 8: PARTIALLY_AUTHORIZED -> EXPIRED after 5 days without an answer
+PSU_ID_PATTERN = r"^[0-9]{5,9}$"  # section 6: psuId ^[0-9]+$, length 5-9
+PRODUCTION_ACCESS = ("production access is not enabled for this organization, you must include fake providers or "
+                     "contact us")   # section 4, verbatim
+NO_PROVIDERS = "No providers were found"          # section 6
+CONNECTION_NOT_FOUND = "No connection was found"  # section 4/6: get_connection and the other connection routes
+DELETE_NOT_FOUND = "connection not found"         # section 6: delete_connection
+LANGUAGES = ("he", "en")
+
+
+def fetch_states(outcome: str, refresh_data: bool) -> list[str]:
+    """The states a consented connection walks through on the job engine for a psuId outcome (section 8/11).
+
+    (inferred) ERROR fails while connecting (no CONNECTED); FETCHING_ERROR and SUSPENDED_BY_PROVIDER fail after it."""
+    if outcome == "ERROR":
+        return ["FETCHING", "ERROR"]
+    if outcome in ("FETCHING_ERROR", "SUSPENDED_BY_PROVIDER"):
+        return ["FETCHING", "CONNECTED", outcome]
+    return ["FETCHING", "CONNECTED", "ACTIVE" if refresh_data else "COMPLETED"]
+
+
+def psu_outcome(provider_id: str, psu_id: str) -> str:
+    """Section 11: the published psuIds decide the outcome on ``open-finance-sandbox``; any other psuId, and every
+    psuId on the other providers, consents normally (ACTIVE, reported COMPLETED for one-time connections)."""
+    if provider_id == SANDBOX_PROVIDER:
+        return TEST_PSU_IDS.get(psu_id, ((), "ACTIVE"))[1]
+    return "ACTIVE"
+
+
+@lru_cache(maxsize=1)
+def providers() -> tuple[dict, ...]:
+    """Every provider of fixtures/open_finance/providers.yaml, in sortIndex order (real first, then sandbox)."""
+    with open(FIXTURES / "providers.yaml", encoding="utf-8") as fh:
+        return tuple(sorted(yaml.safe_load(fh), key=lambda p: p["sortIndex"]))
+
+
+def provider(provider_id: str) -> dict | None:
+    return next((p for p in providers() if p["providerFriendlyId"] == provider_id), None)
+
+
+PROVIDER_IDS = tuple(p["providerFriendlyId"] for p in providers())
+
+
+@lru_cache(maxsize=1)
+def bank_branches() -> dict[int, tuple[dict, ...]]:
+    """fixtures/open_finance/bank_branches.yaml grouped by bankCode, in branchCode order."""
+    with open(FIXTURES / "bank_branches.yaml", encoding="utf-8") as fh:
+        rows = yaml.safe_load(fh)
+    out: dict[int, list[dict]] = {}
+    for row in rows:
+        out.setdefault(row["bankCode"], []).append(row)
+    return {code: tuple(sorted(rows, key=lambda r: r["branchCode"])) for code, rows in out.items()}
+
+
+# The consent journey's texts (section 12: he | en, Hebrew right-to-left).
+TEXT = {
+    "en": {"title": "Connect your bank account", "choose_provider": "Choose your bank or card company",
+           "psu_id": "ID number", "psu_id_hint": "5-9 digits, as on your national ID or passport",
+           "continue": "Continue to the bank", "reject": "Reject", "close": "Close", "approve": "Approve",
+           "consent": "Share your accounts, balances and transactions with {org}", "bank_title": "{bank}: approve access",
+           "bank_text": "{org} asks to read your accounts, balances and transactions until {until}.",
+           "invalid_psu": "Please enter a valid ID number (5-9 digits).", "choose": "Please choose a provider.",
+           "stale": "This step is no longer current.", "expired": "This link is invalid or has expired.",
+           "used": "This journey has already been completed.", "done": "Done", "language": "Language",
+           "result": {"success": "Your accounts are being connected.", "error": "The connection was rejected.",
+                      "cancel": "You left the journey."},
+           "redirecting": "Redirecting to your bank…", "sandbox": "provider-sandbox · Open Finance test journey",
+           "code": "Authorization code", "state": "State"},
+    "he": {"title": "חיבור חשבון הבנק", "choose_provider": "בחרו את הבנק או חברת האשראי",
+           "psu_id": "מספר תעודת זהות", "psu_id_hint": "5-9 ספרות, כמו בתעודת הזהות או בדרכון",
+           "continue": "המשך לבנק", "reject": "דחייה", "close": "סגירה", "approve": "אישור",
+           "consent": "שיתוף החשבונות, היתרות והתנועות שלכם עם {org}", "bank_title": "{bank}: אישור גישה",
+           "bank_text": "{org} מבקשת לקרוא את החשבונות, היתרות והתנועות שלכם עד {until}.",
+           "invalid_psu": "נא להזין מספר זהות תקין (5-9 ספרות).", "choose": "נא לבחור ספק.",
+           "stale": "שלב זה אינו עדכני עוד.", "expired": "הקישור אינו תקף או שפג תוקפו.",
+           "used": "התהליך כבר הושלם.", "done": "סיום", "language": "שפה",
+           "result": {"success": "החשבונות שלכם מתחברים.", "error": "החיבור נדחה.", "cancel": "יצאתם מהתהליך."},
+           "redirecting": "מעבר לבנק…", "sandbox": "provider-sandbox · מסע בדיקה של Open Finance",
+           "code": "קוד הרשאה", "state": "מצב"},
+}
+assert TEXT["he"].keys() == TEXT["en"].keys()
+
+CONNECTION_SCENARIOS = [
+    {"kind": "create_connection", "value": "includeFakeProviders: false",
+     "effect": f"400 {PRODUCTION_ACCESS!r} unless OPEN_FINANCE_PRODUCTION_ENABLED"},
+    {"kind": "journey", "value": "open-finance-sandbox + a psuId of the table above",
+     "effect": "the connection ends in that status (COMPLETED instead of ACTIVE for one-time connections); "
+               "064837123 stays PARTIALLY_AUTHORIZED for 5 days, then EXPIRED"},
+    {"kind": "journey", "value": "any other psuId (5-9 digits) or provider",
+     "effect": "generated accounts (seeded by the psuId), FETCHING -> CONNECTED -> COMPLETED|ACTIVE"},
+]
+SCENARIOS.extend(CONNECTION_SCENARIOS)

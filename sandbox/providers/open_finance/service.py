@@ -30,6 +30,7 @@ SCOPES = ["read:transactions", "read:accounts", "read:connections", "create:conn
           "delete:payments", "update:transactions", "read:categories", "read:extended-securities"]
 REPORT_SCOPE = "read:connections"  # report guide: "Requires read:connections scope"
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+NO_ACTIVE_CONNECTIONS = "No active connections found"   # (inferred) text of the decision guide's 400, section 6
 PDF_LINK = "open_finance.report_pdf"   # purpose of the PDF's signed links
 _CONNECTIONS, _LEDGERS, _REPORTS = f"{PROVIDER}.connections", f"{PROVIDER}.ledgers", f"{PROVIDER}.reports"
 
@@ -75,7 +76,26 @@ class OpenFinanceService(*AREAS):
 
     # --- connections and data (the auto-provisioned sandbox connection) --------------------------------------
     def user_connections(self, tenant: str, user_id: str) -> list[dict]:
+        """Every connection of a user, due transitions applied when connections.py provides them (s.8)."""
+        if hasattr(self, "connections_for_data"):
+            return self.connections_for_data(tenant, user_id)
         return self._connections(tenant, user_id).list()
+
+    def data_connections(self, tenant: str, user_id: str) -> list[dict]:
+        """The user's ACTIVE or COMPLETED connections that hold data: what every report and job is built from
+        (decision guide: jobs need at least one of them), oldest first."""
+        return [c for c in self.user_connections(tenant, user_id)
+                if c["status"] in data.OK_STATUSES and self.sb.store.exists(tenant, _LEDGERS, c["id"])]
+
+    def ledgers_of(self, tenant: str, connections: list[dict]) -> list:
+        """The stored ledger of each connection (one per connection, keyed by its id)."""
+        return [ledger_from_json(self.sb.store.get(tenant, _LEDGERS, c["id"])) for c in connections]
+
+    @staticmethod
+    def data_version(connections: list[dict], *extra) -> str:
+        """A key that changes whenever the data behind a report changes (a connection added, refreshed, deleted)."""
+        return hashlib.sha256(json.dumps([*map(str, extra)] + sorted(
+            f"{c['id']}:{c.get('dataVersion', 1)}" for c in connections)).encode()).hexdigest()[:32]
 
     def _connections(self, tenant: str, user_id: str):
         # scoped by user with escaped keys: user "carol" never sees the connections of user "carol|x"
@@ -86,8 +106,8 @@ class OpenFinanceService(*AREAS):
 
         Its outcome follows the published test psuIds (section 11); data is generated per (seed, psuId).
         """
-        existing = self.user_connections(tenant, user_id)
-        if existing or self.strict:
+        existing = self._connections(tenant, user_id).list()
+        if existing or self.strict:   # OPEN_FINANCE_STRICT_CONNECTIONS: no auto-provisioning at all
             return existing
         now = self.sb.clock.now(tenant)
         seed = self.sb.seed.get()
@@ -96,7 +116,14 @@ class OpenFinanceService(*AREAS):
         connection = {"id": conn_id, "userId": user_id, "customerId": psu_id, "psuId": psu_id, "psuIdType": "ID",
                       "providerId": data.SANDBOX_PROVIDER, "status": status, "mode": "PSD2", "isFake": True,
                       "includeFakeProviders": True, "createdAt": isoformat(now), "updatedAt": isoformat(now),
-                      "dataVersion": 1}
+                      "dataVersion": 1, "providerIds": [data.SANDBOX_PROVIDER], "iframe": False, "error": None,
+                      # the fields connections.py keeps on every connection it creates (a one-time connection)
+                      "refreshSettings": {"refreshData": False, "frequencyPerDay": 0,
+                                          "lastFetchedDataDate": isoformat(now)},
+                      "lastFetchedDataDate": isoformat(now), "organization": {"name": tenant},
+                      "_statusSince": isoformat(now), "_seq": self.sb.store.incr(tenant, f"{PROVIDER}.connection_seq", "n")}
+        if hasattr(self, "org_id"):
+            connection["orgId"] = self.org_id(tenant)
         if status in data.OK_STATUSES:
             ledger = data.apply_test_accounts(generate_ledger(seed, psu_id, now.date(), market="IL"), psu_id)
             self.sb.store.add(tenant, _LEDGERS, conn_id, ledger.to_json())
@@ -115,18 +142,16 @@ class OpenFinanceService(*AREAS):
         if customer_id == data.SCENARIO_INTERNAL_ERROR:
             raise InternalError("scenario: internal error")
         tenant, user_id = ctx.tenant, ctx.user
-        connections = [c for c in self.ensure_sandbox_connection(tenant, user_id, customer_id)
-                       if c["status"] in data.OK_STATUSES]
+        # the user's real connections (connections.py); only a user with none at all gets the auto-provisioned one
+        self.ensure_sandbox_connection(tenant, user_id, customer_id)
+        connections = self.data_connections(tenant, user_id)
         if not connections:
             # decision guide: jobs need an ACTIVE or COMPLETED connection; message (inferred), section 5
-            raise BadRequest("No active connections found")
+            raise BadRequest(NO_ACTIVE_CONNECTIONS)
         today = self.sb.clock.now(tenant).date()
-        version = hashlib.sha256(json.dumps([customer_id, today.isoformat()] + sorted(
-            f"{c['id']}:{c.get('dataVersion', 1)}" for c in connections)).encode()).hexdigest()[:32]
-        report_key = f"{user_id}|{version}"
+        report_key = f"{user_id}|{self.data_version(connections, customer_id, today.isoformat())}"
         if not self.sb.store.exists(tenant, _REPORTS, report_key):  # the same data gives the same report
-            ledgers = [ledger_from_json(self.sb.store.get(tenant, _LEDGERS, c["id"])) for c in connections]
-            report = build_financial_report(ledgers, customer_id, today)
+            report = build_financial_report(self.ledgers_of(tenant, connections), customer_id, today)
             # kept serialized: a DONE poll splices it into the body without decoding and re-encoding 16+ KB
             self.sb.store.put(tenant, _REPORTS, report_key, {"json": _dumps(report)})
         job = self.sb.jobs.create(tenant, JOB_KIND, ["RUNNING", "DONE"], owner=user_id,
