@@ -17,6 +17,7 @@ import pytest
 from sandbox import create_app
 from sandbox.core.store import MemoryStore
 from sandbox.ledger import generate_ledger, is_valid_iban
+from sandbox.providers.open_finance.data import TEST_PSU_IDS
 
 WALL = datetime(2025, 4, 23, 9, 30, tzinfo=timezone.utc)
 SEED = 11
@@ -564,3 +565,23 @@ def test_refreshed_data_moves_forward_with_the_clock_and_stays_consistent():
         moved = sum((D(t["amount"]["chargedAmount"]["amount"]) for t in after if t["accountId"] == account["id"]),
                     Decimal(0))
         assert D(history[-1]["balance"]) - D(history[0]["balance"]) == moved
+
+
+@pytest.mark.parametrize("psu_id", [p for p, (bbans, status) in TEST_PSU_IDS.items() if status == "ACTIVE"])
+def test_every_published_active_psu_id_serves_its_three_documented_accounts(psu_id):
+    """open_finance.md s.11: each ACTIVE test psuId has the three published BBANs, whatever persona it draws (a
+    persona with fewer non-card accounts gets deposit accounts without movements); IBANs valid, totals intact."""
+    w = World()
+    cid = _connect(w, psu_id)
+    w.http.put("/_sandbox/jobs/policy", json={"kind": "open_finance.connection_fetch", "mode": "instant"})
+    for _ in range(10):
+        if w.http.get(f"/open-finance/v2/connections/{cid}", headers=w.h).get_json()["status"] == "COMPLETED":
+            break
+        w.http.post("/_sandbox/clock/advance", json={"seconds": 5})
+    accounts = w.get("/accounts", connectionId=cid)["items"]
+    numbers = {a["accountNumber"] for a in accounts}
+    assert set(TEST_PSU_IDS[psu_id][0]) <= numbers, (psu_id, sorted(numbers))
+    for a in accounts:
+        if a.get("iban"):
+            iban = a["iban"]
+            assert int("".join(str(int(c, 36)) for c in iban[4:] + iban[:4])) % 97 == 1

@@ -5,7 +5,9 @@ fake psuIds with their fixed account numbers and outcomes.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
+from decimal import Decimal
 
 from ...ledger.iban import il_iban
 from ...ledger.models import Ledger
@@ -87,15 +89,28 @@ def connection_status(psu_id: str, refresh_data: bool = False) -> str:
 
 
 def apply_test_accounts(ledger: Ledger, psu_id: str) -> Ledger:
-    """Give the ledger's first non-card accounts the documented BBANs of a published test psuId."""
-    bbans = TEST_PSU_IDS.get(psu_id, ((), ""))[0]
+    """Give the ledger's first non-card accounts the documented BBANs of a published test psuId (section 11: each
+    ACTIVE psuId has exactly those three accounts). A persona with fewer non-card accounts gets the missing ones as
+    deposit (savings) accounts without movements: balance = opening balance, so every total still adds up."""
+    bbans = list(dict.fromkeys(TEST_PSU_IDS.get(psu_id, ((), ""))[0]))
     slots = [a for a in ledger.accounts if a.kind != "credit_card"]
-    for account, bban in zip(slots, dict.fromkeys(bbans)):
+    for account, bban in zip(slots, bbans):
         bank, branch, number = bban.split("-")
         index = ledger.accounts.index(account)
         ledger.accounts[index] = replace(account, number=bban, bank_code=bank, branch=branch,
                                          bank_id=BANK_IDS.get(bank, account.bank_id),
                                          iban=il_iban(int(bank), int(branch), int(number)))
+    template = next((a for a in ledger.accounts if a.kind != "credit_card"), None)
+    for bban in bbans[len(slots):]:
+        bank, branch, number = bban.split("-")
+        prefix = template.id.split("-", 1)[0]
+        n = 1 + sum(a.kind == "savings" for a in ledger.accounts)
+        opening = Decimal(5000 + int(hashlib.sha256(bban.encode()).hexdigest(), 16) % 45000).quantize(Decimal("0.01"))
+        ledger.accounts.append(replace(template, id=f"{prefix}-savings-{n}", kind="savings", name="פיקדון",
+                                       currency="ILS", number=bban, bank_code=bank, branch=branch,
+                                       bank_id=BANK_IDS.get(bank, template.bank_id),
+                                       iban=il_iban(int(bank), int(branch), int(number)), opening_balance=opening,
+                                       balance=opening, credit_limit=None, transactions=[], holdings=[]))
     return ledger
 
 
