@@ -771,6 +771,11 @@ def main(argv=None) -> int:
                 if srv.proc.poll() is not None:
                     raise BenchError(f"{srv.name} died during the load:\n{srv.log_tail()}")
             table = render(results, meta)
+            try:   # heavy paths of the providers, timed in-process (bench/analysis.py)
+                from analysis import report_lines
+                table += "\n".join(report_lines()) + "\n"
+            except Exception as exc:   # the load results stand on their own
+                table += f"\n(heavy computations not measured: {type(exc).__name__}: {exc})\n"
             bad = [f"{r['op']}@{r['conns']} {name}: {r[name]['non2xx']} non-2xx (last {r[name]['bad_status']}), "
                    f"{r[name]['socket_errors']} socket errors"
                    for r in results for name in ("sandbox", "ceiling")
