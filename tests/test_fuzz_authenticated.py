@@ -99,6 +99,9 @@ class OpenFinanceWorld:
         self.accounts = [a["id"] for a in _ok(self.http.get(f"{self.prefix}/v2/data/accounts", headers=h))["items"]][:3]
         self.sks = [t["SK"] for t in _ok(self.http.get(f"{self.prefix}/v2/data/transactions?limit=3",
                                                        headers=h))["items"]]
+        # a connection of its own for delete_connection, so deleting never takes the data the other cases read
+        self.spare = _ok(self.http.post(f"{self.prefix}/v2/connections", headers=h,
+                                        json={"includeFakeProviders": True}))["id"]
         self.v2_jobs = {kind: _ok(self.http.post(f"{self.prefix}/v2/{kind}/{self.customers[0]}", headers=h))["jobId"]
                         for kind in ("decision", "decision-extended", "private-scoring")}
 
@@ -122,7 +125,9 @@ class OpenFinanceWorld:
                 "get_private_scoring": "private-scoring"}
         if name in jobs:   # one path template with the create route: the id is named customerId there too
             return [{"customerId": self.v2_jobs[jobs[name]], "jobId": self.v2_jobs[jobs[name]]}]
-        if name in ("get_connection", "refresh_connection", "delete_connection"):
+        if name == "delete_connection":
+            return [{"connectionId": self.spare}]
+        if name in ("get_connection", "refresh_connection"):
             return [{"connectionId": c} for c in self.connections]
         if name in ("refresh_user_connections", "get_monthly_report"):
             return [{"userId": self.user}]

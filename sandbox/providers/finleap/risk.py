@@ -246,7 +246,12 @@ def risky_ledger(ledger: Ledger) -> Ledger:
     for e in merged:
         running += e[2]
         by_day[e[0]] = running
-    lowest = min(by_day.values(), default=ZERO)
+    # the lowest day of the last whole month before the anchor: every one-time report window (whole months before
+    # the flow, at least one) and every ongoing one contains overdraft days, whatever the seed drew earlier (days
+    # before it may be overdrawn deeper still)
+    last_month_end = ledger.anchor.replace(day=1) - timedelta(days=1)
+    recent = [v for d, v in by_day.items() if last_month_end.replace(day=1) <= d <= last_month_end]
+    lowest = min(recent or by_day.values(), default=ZERO)
     opening = -lowest - Decimal("250.00")
     balance, txns = opening, []
     for n, (d, _seq, amt, vd, text, cp, iban, cat) in enumerate(merged, 1):
