@@ -5,7 +5,7 @@ marked ``control`` (sandbox only). Expected values are computed here from what t
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 

@@ -3,8 +3,6 @@ default; over HTTP with --base-url. Consent pages are skipped with the control A
 or completed with plain form posts, so these tests are marked ``control`` (sandbox-only)."""
 from __future__ import annotations
 
-import json
-import re
 import time
 from decimal import Decimal
 from urllib.parse import urlsplit

@@ -16,7 +16,7 @@ from sandbox.core.auth import Auth
 from sandbox.core.clock import GLOBAL, Clock
 from sandbox.core.ids import IdGen
 from sandbox.core.journal import REDACTED, Journal, redact, redact_query
-from sandbox.core.signing import InvalidToken, SecretKey, Signer
+from sandbox.core.signing import InvalidToken, Signer
 from sandbox.core.store import MemoryStore, SQLiteStore
 
 from .conftest import FakeWall

@@ -49,12 +49,17 @@ def isoformat(dt: datetime) -> str:
     return utc(dt).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def wall_clock() -> datetime:
+    """The real UTC time: the default system source of every Clock (tests replace it, see tests/conftest.py)."""
+    return datetime.now(timezone.utc)
+
+
 class Clock:
     """Reads and moves sandbox time. ``system`` is injectable so tests never depend on the wall clock."""
 
     def __init__(self, store, system=None):
         self.store = store
-        self.system = system or (lambda: datetime.now(timezone.utc))
+        self.system = system or (lambda: wall_clock())
 
     def state(self, tenant: str | None = None) -> dict:
         """The tenant's own clock if it has one, else the global clock (all clocks: one query per request)."""

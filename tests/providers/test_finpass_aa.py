@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 from decimal import Decimal
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 

@@ -29,11 +29,10 @@ from ...ledger import generate_ledger
 from ...ledger.analytics import months_between
 from ...ledger.generator import stable_seed
 from . import data
-from .errors import FinpassError, InvalidInput, NotFoundError, Pending, Unprocessable
-from .people import MONTHS, People
+from .errors import InvalidInput, NotFoundError, Pending, Unprocessable
+from .people import IST, MONTHS, People
 
 PROVIDER = "finpass"
-IST = timezone(timedelta(hours=5, minutes=30))
 CONSENT_KIND, CONSENT_PURPOSE = "aa-consent", "finpass.aa_consent"
 PDF_PURPOSE = "finpass.aa_statement_pdf"
 FI_KIND = "finpass.aa_fi"

@@ -16,7 +16,6 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from ...core.clock import isoformat, parse_instant
-from ...core.flows import FlowUsed
 from ...ledger.analytics import balance_history, month_key, month_label, months_between
 from . import data
 from .aa import (CONSENT_TYPES, FETCH_EXPIRE, FETCH_FAIL, IST, NO_ACCOUNTS, REJECT, SESSION_TTL, SLOW, SLOW_POLLS,

@@ -13,7 +13,7 @@ import math
 import random
 import re
 import string
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from ...core.clock import parse_instant
@@ -21,9 +21,8 @@ from ...ledger import add_months, stable_seed
 from ...ledger.models import Account, Ledger
 from . import companies, data
 from .errors import FinpassError, InvalidInput, NotFoundError, NotReady
-from .people import People
+from .people import IST, People
 
-IST = timezone(timedelta(hours=5, minutes=30))
 BUREAUS = ("equifax", "experian", "cibil", "crif")
 SCORE_TYPES = {"cibil": "CIBILTUSC3", "experian": "ERS", "equifax": "ERS4.0", "crif": "PERFORM_CONSUMER_2.0"}
 NO_HIT_NAME = "no hit"                 # finpass.md s.12: every bureau success:false, overall failed

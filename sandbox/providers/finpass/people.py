@@ -7,13 +7,14 @@ The person's own PAN is the ledger's ``national_id`` unless the client named ano
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta, timezone
 
 from ...ledger import generate_ledger
 from ...ledger.models import Ledger, ledger_from_json
 
 _PEOPLE, _PANS, _LEDGERS = "finpass.people", "finpass.pans", "finpass.ledgers"
 MONTHS = 13   # a year of statements plus the running month (finpass.md section 11)
+IST = timezone(timedelta(hours=5, minutes=30))   # Finpass dates are Indian (finpass.md s.4 "+05:30" timestamps)
 
 
 class People:
@@ -42,7 +43,8 @@ class People:
         found = self.sb.store.get(self.tenant, _LEDGERS, key)
         if found is not None:
             return ledger_from_json(found)
-        today = today or self.sb.clock.now(self.tenant).date()
+        # anchored on the Indian calendar day, the day every Finpass window ends on (not the UTC day)
+        today = today or self.sb.clock.now(self.tenant).astimezone(IST).date()
         ledger = generate_ledger(self.sb.seed.get(), f"finpass:{key}", today, market="IN", months=MONTHS)
         linked_pan = key[2:] if key.startswith("p:") else None
         if linked_pan:

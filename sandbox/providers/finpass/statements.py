@@ -406,7 +406,7 @@ def render_pdf(st: Statement, password: str | None = None) -> bytes:
     pdf.set_font("Helvetica", "B", 15)
     pdf.cell(0, 8, layout.title, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 8)
-    pdf.cell(0, 5, f"Statement of Account - Savings Account", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 5, "Statement of Account - Savings Account", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     labels = layout.labels
     period = f"{st.period_from.strftime(fmt)} to {st.period_to.strftime(fmt)}"
