@@ -8,12 +8,11 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     SANDBOX_STORE=sqlite:////data/sandbox.db SANDBOX_HOST=0.0.0.0 SANDBOX_PORT=8080 SANDBOX_WORKERS=2
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE constraints.txt ./
 COPY sandbox ./sandbox
-COPY schemas ./schemas
-COPY fixtures ./fixtures
 COPY contract_tests ./contract_tests
-RUN pip install --no-cache-dir -e '.[redis]' \
+# the locked dependency set (constraints.txt, the one CI tests with); the check extra makes `sandbox check` work here
+RUN pip install --no-cache-dir -c constraints.txt '.[redis,check]' \
  && useradd --create-home --uid 10001 sandbox \
  && mkdir -p /data && chown sandbox /data
 USER sandbox

@@ -25,6 +25,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sandbox.core.store import MemoryStore
+from sandbox.providers.fino.detection import COMPANIES_FILE
 from sandbox.spec import operations
 
 from .checks import not_a_server_error, provider_error, response_schema_conformance, status_in
@@ -40,7 +41,7 @@ GIRO_IBAN, SAVINGS_IBAN = "DE64100200007791587578", "DE89370400440532013000"
 GIRO_BALANCE = Decimal("2004.41")
 SO, DD, CARD, SAL, CT = 117, 105, 106, 153, 116   # German GVC (fino.md section 8)
 COMPANIES = {c["name"]: c for c in yaml.safe_load(
-    (Path(__file__).resolve().parents[1] / "fixtures" / "fino" / "companies.yaml").read_text())["companies"]}
+    COMPANIES_FILE.read_text())["companies"]}
 HYPO = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 pytestmark = pytest.mark.control
 

@@ -12,7 +12,16 @@ from .config import load_config
 @click.group()
 @click.version_option(package_name="provider-sandbox")
 def main():
-    """provider-sandbox: local stand-in for the Open Finance, finoOS, finleap connect and Finpass APIs."""
+    """provider-sandbox: a local, stateful stand-in for four financial-data provider APIs.
+
+    \b
+    `sandbox serve` serves all four on one port (default http://127.0.0.1:8080):
+      open_finance  Open Finance (Israel)            /open-finance   (data API also at /open-finance/v2)
+      finleap       finleap connect / finX (Germany) /finleap
+      finpass       Finpass (India)                  /finpass
+      fino          finoOS (Germany)                 /fino/api       (hosted pages under /fino)
+    plus the control API at /_sandbox. `sandbox check <provider>` runs the contract tests.
+    """
 
 
 def is_loopback_bind(host: str) -> bool:
@@ -48,7 +57,7 @@ LOCKED_BIND_HELP = (
 @click.option("--host", envvar="SANDBOX_HOST", default="127.0.0.1", show_default=True)
 @click.option("--port", envvar="SANDBOX_PORT", default=8080, type=int, show_default=True)
 @click.option("--workers", envvar="SANDBOX_WORKERS", default=1, type=int, show_default=True,
-              help="More than 1 runs gunicorn with that many worker processes.")
+              help="gunicorn worker processes (sharing the store; memory:// needs 1).")
 @click.option("--store", envvar="SANDBOX_STORE", default="sqlite:///sandbox.db", show_default=True,
               help="sqlite:///path, memory:// (single worker only) or redis://host:port/db")
 @click.option("--seed", envvar="SANDBOX_SEED", default=0, type=int, show_default=True)
@@ -61,7 +70,9 @@ LOCKED_BIND_HELP = (
               default=False, help="Serve an open control API on a non-loopback address anyway (anyone who can reach "
                                   "the port can reset the sandbox and create clients).")
 @click.option("--reset/--keep", default=False, help="Start from an empty store (default: keep state).")
-def serve(host, port, workers, store, seed, job_delay, admin_token, insecure_open_control_api, reset):
+@click.option("--quiet", envvar="SANDBOX_QUIET", is_flag=True, default=False,
+              help="No access log (default: one line per request on stdout, secrets in query strings redacted).")
+def serve(host, port, workers, store, seed, job_delay, admin_token, insecure_open_control_api, reset, quiet):
     """Serve every provider on one port."""
     if not admin_token and not insecure_open_control_api and not is_loopback_bind(host):
         raise click.UsageError(LOCKED_BIND_HELP.format(host=host))
@@ -71,6 +82,9 @@ def serve(host, port, workers, store, seed, job_delay, admin_token, insecure_ope
     if store.startswith("memory:") and workers > 1:
         raise click.BadParameter("the memory store is per process; use sqlite or redis with --workers > 1",
                                  param_hint="--store")
+    if workers < 1:
+        raise click.BadParameter("at least one worker", param_hint="--workers")
+    check_store_writable(store)
     from . import create_app
     from .core.context import Sandbox
 
@@ -79,32 +93,59 @@ def serve(host, port, workers, store, seed, job_delay, admin_token, insecure_ope
         boot.store.clear()
     boot.seed.set(seed)
     lock = "control API locked by admin token" if admin_token else "control API open"
-    click.echo(f"provider-sandbox on http://{host}:{port} (store {store}, seed {seed}, workers {workers}, {lock})",
-               err=True)
+    click.echo(f"provider-sandbox on http://{host}:{port} (store {store}, seed {seed}, workers {workers}, {lock}; "
+               f"providers: open_finance /open-finance, finleap /finleap, finpass /finpass, fino /fino/api)", err=True)
     from .core.journal import install_log_redaction
 
     install_log_redaction()   # the access log never shows page tokens, codes or signatures from query strings
-    if workers <= 1:
-        from werkzeug.serving import run_simple
+    run_server(host, port, workers, lambda: create_app(overrides), quiet)
 
-        # one thread per connection: a client that stalls mid-request holds only its own thread
-        run_simple(host, port, create_app(overrides), threaded=True, use_reloader=False)
-        return
+
+def run_server(host: str, port: int, workers: int, app_factory, quiet: bool = False) -> None:
+    """One production server for one worker or many: gunicorn with the read-ahead worker below (a slow client holds
+    no worker), one access-log line per request on stdout unless ``quiet``. Each worker builds its own app."""
     from gunicorn.app.base import BaseApplication
 
     class _Gunicorn(BaseApplication):
         def load_config(self):
-            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("worker_class", read_ahead_worker())
             self.cfg.set("keepalive", 5)
-            self.cfg.set("accesslog", None)
+            self.cfg.set("accesslog", None if quiet else "-")
+            self.cfg.set("access_log_format", ACCESS_LOG_FORMAT)
             self.cfg.set("loglevel", "warning")
 
         def load(self):
-            return create_app(overrides)
+            return app_factory()
 
     _Gunicorn().run()
+
+
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms worker=%(p)s'
+
+
+def check_store_writable(store: str) -> None:
+    """Fail fast, with the fix, when an SQLite store's file or folder is not writable (a read-only volume, a
+    missing folder): otherwise every request would fail later with a database error."""
+    if not store.startswith("sqlite:///"):
+        return
+    from pathlib import Path
+
+    path = Path(store[len("sqlite:///"):]).expanduser()
+    folder = path.parent if str(path.parent) else Path(".")
+    problem = None
+    if not folder.is_dir():
+        problem = f"the folder {folder} does not exist"
+    elif path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        problem = f"the store file {path} is not readable and writable by this user (uid {os.getuid()})"
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        problem = f"the folder {folder} is not writable by this user (uid {os.getuid()})"
+    if problem:
+        raise click.UsageError(
+            f"cannot use the store {store}: {problem}. SQLite needs to write the file and its -wal/-shm files "
+            f"beside it. Create the folder or fix its permissions (docker: mount a volume the image's user 10001 "
+            f"may write, e.g. -v sandbox-data:/data), or choose another path with --store / SANDBOX_STORE.")
 
 
 # --- the gunicorn worker -------------------------------------------------------------------------------------
@@ -412,6 +453,13 @@ class CheckSummary:
         if len(self.failures) > 20:
             lines.append(f"  ... and {len(self.failures) - 20} more")
         return "\n".join(lines)
+
+
+# `sandbox proxy | replay | drift` (sandbox/testing/proxy_cli.py)
+from .testing.proxy_cli import COMMANDS as _PROXY_COMMANDS  # noqa: E402
+
+for _command in _PROXY_COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

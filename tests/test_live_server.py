@@ -5,60 +5,37 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.served import SANDBOX, serve_sandbox
+
 ROOT = Path(__file__).resolve().parents[1]
-SANDBOX = str(Path(sys.executable).with_name("sandbox"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 ADMIN_TOKEN = "live-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-def _serve(args: list[str], env: dict | None = None):
+def _serve(args: list[str], log_dir, env: dict | None = None):
     """Start `sandbox serve` on a free port; yield its base URL once /_sandbox/health answers, stop it after."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "SANDBOX_ADMIN_TOKEN"} | (env or {})
-    proc = subprocess.Popen([SANDBOX, "serve", "--port", str(port), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if requests.get(base + "/_sandbox/health", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)  # waiting for a child process to bind its port, not for sandbox time
-        else:
-            raise RuntimeError(proc.stdout.read1().decode())
-        yield base
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(20)
+    with serve_sandbox(args, log_dir, env) as served:
+        yield served.base
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    db = tmp_path_factory.mktemp("live") / "sandbox.db"
-    yield from _serve(["--workers", "2", "--store", f"sqlite:///{db}", "--seed", "4"],
+    folder = tmp_path_factory.mktemp("live")
+    yield from _serve(["--workers", "2", "--store", f"sqlite:///{folder / 'sandbox.db'}", "--seed", "4"], folder,
                       {"SANDBOX_ADMIN_TOKEN": ADMIN_TOKEN})
 
 
 @pytest.fixture(scope="module")
-def single_worker():
-    yield from _serve(["--workers", "1", "--store", "memory://"])
+def single_worker(tmp_path_factory):
+    yield from _serve(["--workers", "1", "--store", "memory://"], tmp_path_factory.mktemp("single"))
 
 
 def test_the_served_control_api_is_locked(server):

@@ -12,9 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def served(monkeypatch, tmp_path):
-    """`sandbox serve` with werkzeug's run_simple replaced by a recorder: what would have been served."""
+    """`sandbox serve` with the server (gunicorn) replaced by a recorder: what would have been served."""
     calls = []
-    monkeypatch.setattr("werkzeug.serving.run_simple", lambda host, port, app, **kw: calls.append((host, app)))
+    monkeypatch.setattr(cli, "run_server", lambda host, port, workers, factory, quiet=False:
+                        calls.append((host, factory())))
     monkeypatch.delenv("SANDBOX_ADMIN_TOKEN", raising=False)
     monkeypatch.delenv("SANDBOX_INSECURE_OPEN_CONTROL_API", raising=False)
     monkeypatch.delenv("SANDBOX_HOST", raising=False)

@@ -1,51 +1,26 @@
-"""Issue 7: a chunked body over the limit gets the provider's 413 from a real served sandbox (werkzeug for one
-worker, gunicorn for two), and the server stops reading it at the limit. Raw sockets: no client library
+"""Issue 7: a chunked body over the limit gets the provider's 413 from a real served sandbox (gunicorn with one
+worker and with two), and the server stops reading it at the limit. Raw sockets: no client library
 second-guesses the framing."""
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-SANDBOX = str(Path(sys.executable).with_name("sandbox"))
+from tests.served import serve_sandbox
+
 LIMIT = 1024 * 1024
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module", params=[1, 2], ids=["werkzeug", "gunicorn"])
+@pytest.fixture(scope="module", params=[1, 2], ids=["one-worker", "two-workers"])
 def server(request, tmp_path_factory):
-    port = free_port()
-    db = tmp_path_factory.mktemp("served") / "sandbox.db"
-    proc = subprocess.Popen([SANDBOX, "serve", "--workers", str(request.param), "--port", str(port),
-                             "--store", f"sqlite:///{db}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if requests.get(base + "/_sandbox/health", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)  # waiting for a child process to bind its port, not for sandbox time
-        else:
-            raise RuntimeError(proc.stdout.read1().decode())
-        yield port
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(20)
+    folder = tmp_path_factory.mktemp("served")
+    with serve_sandbox(["--workers", str(request.param), "--store", f"sqlite:///{folder / 'sandbox.db'}"],
+                       folder) as served:
+        yield served.port
 
 
 def send_chunked(port: int, path: str, size: int, headers: dict | None = None, finish: bool = False):

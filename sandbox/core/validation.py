@@ -18,7 +18,7 @@ from referencing import Registry, Resource
 from .errors import ValidationFailed
 
 SCHEMA_BASE = "https://provider-sandbox.local/schemas/"
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"   # package data (sandbox/schemas)
 MAX_JSON_DEPTH = 64   # nesting levels a request body may have (arrays and objects; the body itself is level 1)
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _BRACKET = re.compile(rb"[\[\]{}]")

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
 
-import yaml
+from ..core.yamlio import load_yaml
 
 from .generator import FIXTURES, add_months
 from .models import CATEGORY_KINDS, Account, Transaction
@@ -458,7 +458,7 @@ class Categoriser:
 
 def load_categoriser(path=RULES_FILE, markets_dir=FIXTURES / "markets") -> Categoriser:
     """Build a Categoriser from a rules file plus the payment partners named in the market fixtures."""
-    data = yaml.safe_load(open(path, encoding="utf-8"))
+    data = load_yaml(path)
     mcc = []
     for cat, codes in (data.get("mcc") or {}).items():
         if cat not in CATEGORY_KINDS:
@@ -483,7 +483,7 @@ def load_categoriser(path=RULES_FILE, markets_dir=FIXTURES / "markets") -> Categ
         table[key] = cat
 
     for market in sorted(markets_dir.glob("*.yaml")):
-        m = yaml.safe_load(market.read_text(encoding="utf-8"))
+        m = load_yaml(market)
         for cat, merchant_names in (m.get("merchants") or {}).items():
             for n in merchant_names:
                 add(n, cat)

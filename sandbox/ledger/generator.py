@@ -31,12 +31,12 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from ..core.yamlio import load_yaml
 
 from .iban import de_iban, il_iban
 from .models import CATEGORY_KINDS, Account, Holding, Ledger, Transaction
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"   # package data
 
 _MONTHS_EN = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _SCHEDULE_STEP = {"monthly": 1, "bimonthly": 2, "quarterly": 3, "semiannual": 6, "yearly": 12}
@@ -56,7 +56,7 @@ def _market(code: str) -> dict:
     path = FIXTURES / "markets" / f"{code}.yaml"
     if not path.is_file():
         raise ValueError(f"unknown market {code!r}; known: {', '.join(available_markets())}")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = load_yaml(path)
     data["_bank_weights"] = _cum_weights(data["banks"])
     if data.get("card_issuers"):
         data["_issuer_weights"] = _cum_weights(data["card_issuers"])
@@ -72,7 +72,7 @@ def market_banks(code: str) -> list[dict]:
 def _personas() -> dict:
     personas = {}
     for path in sorted((FIXTURES / "personas").glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path)
         used = [i["category"] for i in data.get("income") or []] + [b["category"] for b in data.get("bills") or []]
         used += list((data.get("spending") or {}).keys())
         bad = [c for c in used if c not in CATEGORY_KINDS]

@@ -8,7 +8,6 @@ import json
 import re
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -17,6 +16,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sandbox import create_app
 from sandbox.core.errors import ValidationFailed
 from sandbox.core.store import MemoryStore
+from sandbox.core.validation import SCHEMA_DIR
 from sandbox.ledger import generate_ledger
 from sandbox.providers.finleap import data, errors
 from sandbox.providers.finleap.service import PAYMENT_PERIOD_MONTHS, coerce_body
@@ -25,7 +25,7 @@ CB = "https://my-app.example.com/callback"
 B = {"Authorization": "Basic " + base64.b64encode(b"sandbox-client:sandbox-secret").decode()}
 PAYMENT = {"creditor": {"iban": "DE86990003540000002000", "name": "Peter Jackson"},
            "amount": {"value": 57.99, "currency": "EUR"}, "purpose": "Thank you for the fish"}
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "finleap"
+SCHEMAS = SCHEMA_DIR / "finleap"
 
 
 @pytest.fixture

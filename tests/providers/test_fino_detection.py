@@ -21,6 +21,7 @@ from hypothesis import given, settings, strategies as st
 from contract_tests.partial_app import fino_app
 from sandbox.core.store import MemoryStore
 from sandbox.ledger.analytics import default_categoriser
+from sandbox.ledger.generator import FIXTURES
 from sandbox.providers.fino import detection, german
 from sandbox.providers.fino.detection import Tx, auto_fuzziness, detect_contracts, levenshtein
 
@@ -28,7 +29,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 T0 = "2025-04-23T09:30:00Z"
 TODAY = date(2025, 4, 23)
 ROOT = Path(__file__).resolve().parents[2]
-RAW = yaml.safe_load((ROOT / "fixtures" / "fino" / "companies.yaml").read_text())["companies"]
+RAW = yaml.safe_load((FIXTURES / "fino" / "companies.yaml").read_text())["companies"]
 URLS = {"redirectURL": "https://app.example/ok", "errorURL": "https://app.example/err",
         "exitURL": "https://app.example/exit"}
 
@@ -88,7 +89,7 @@ def test_the_company_fixture_is_large_german_and_valid():
 def test_direct_debit_payees_of_the_german_ledger_are_in_the_fixture_with_their_creditor_ids():
     """Bank-fetched debits carry german.creditor_id(payee): each DE market payee that debits is a fixture company
     holding that id, so a Banking-UI user's contracts find their partners by creditor id."""
-    market = yaml.safe_load((ROOT / "fixtures" / "markets" / "DE.yaml").read_text())
+    market = yaml.safe_load((FIXTURES / "markets" / "DE.yaml").read_text())
     debiting = ("electricity", "water", "gas", "property_tax", "broadcast_fee", "internet", "mobile", "tv",
                 "health_insurance", "life_insurance", "car_insurance", "home_insurance", "tuition", "kindergarten")
     for payee in debiting:

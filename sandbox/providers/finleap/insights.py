@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
-import yaml
+from ...core.yamlio import load_yaml
 
 from ...core.errors import Forbidden, NotFound, ValidationFailed
 from ...core.ids import stable_seed, uuid4
@@ -125,7 +125,7 @@ def bucket(amounts: list[Decimal]) -> dict:
 @lru_cache(maxsize=1)
 def categorize_rules() -> tuple[list[tuple[tuple[re.Pattern, ...], str | None, int]], dict]:
     """The /rpc/categorize keyword rules (fixtures/finleap/categorize.yaml): keywords match at a word start."""
-    raw = yaml.safe_load((risk.FIXTURES / "categorize.yaml").read_text(encoding="utf-8"))
+    raw = load_yaml(risk.FIXTURES / "categorize.yaml")
     rules = [(tuple(re.compile(r"(?<![A-Za-z0-9])" + re.escape(k), re.IGNORECASE) for k in r["keywords"]),
               r.get("sign"), r["category"]) for r in raw["rules"]]
     return rules, raw["fallback"]

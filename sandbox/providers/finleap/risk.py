@@ -14,7 +14,7 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from ...core.yamlio import load_yaml
 
 from ...core.ids import stable_seed
 from ...ledger.analytics import (Booking, balance_history, group_streams, monthly_sums, months_between,
@@ -23,7 +23,7 @@ from ...ledger.generator import add_months
 from ...ledger.models import Ledger, Transaction
 from .reports import _booking_day, _cents, _money, _total, affinity
 
-FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "finleap"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "finleap"
 ZERO = Decimal(0)
 INCOME_KINDS = {"income"}
 EXPENSE_KINDS = {"regular", "variable", "fee"}     # transfers between own accounts are neither (as the income report)
@@ -35,7 +35,7 @@ AVERAGE_WINDOWS = {"one_month": 30, "three_months": 90, "six_months": 180}   # d
 @lru_cache(maxsize=1)
 def category_table() -> dict[int, dict]:
     """The one finX category table (fixtures/finleap/categories.yaml): id -> {parent_id, kind, name{en, de}}."""
-    raw = yaml.safe_load((FIXTURES / "categories.yaml").read_text(encoding="utf-8"))
+    raw = load_yaml(FIXTURES / "categories.yaml")
     return {c["id"]: {"parent_id": c["parent_id"], "kind": c["kind"], "name": dict(c["name"])}
             for c in raw["categories"]}
 
@@ -66,7 +66,7 @@ def localised_path(category_id: int, lang: str) -> list[dict]:
 @lru_cache(maxsize=1)
 def indicator_rules() -> dict[str, tuple[str, tuple[re.Pattern, ...]]]:
     """name -> (direction credit|debit, keyword patterns) from fixtures/finleap/risk_indicators.yaml."""
-    raw = yaml.safe_load((FIXTURES / "risk_indicators.yaml").read_text(encoding="utf-8"))
+    raw = load_yaml(FIXTURES / "risk_indicators.yaml")
     return {name: (spec["direction"], tuple(re.compile(re.escape(k), re.IGNORECASE) for k in spec["keywords"]))
             for name, spec in raw["indicators"].items()}
 

@@ -19,7 +19,7 @@ from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import yaml
+from ...core.yamlio import load_yaml
 
 from ...core.dispatch import Reply
 from ...core.errors import NotFound
@@ -314,7 +314,7 @@ def _hash(value) -> str:
 @lru_cache(maxsize=1)
 def _tree_fixture() -> dict:
     """The tree fixture, checked against this module's tag constants (a mismatch fails at start-up)."""
-    data = yaml.safe_load(TREE_FILE.read_text(encoding="utf-8"))
+    data = load_yaml(TREE_FILE)
     tags = []
     for node in data["nodes"]:
         tags.append(node["tag"])

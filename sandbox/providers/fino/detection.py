@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import yaml
+from ...core.yamlio import load_yaml
 
 from ...core.dispatch import asset_url
 from ...ledger.analytics import INTERVALS, Booking, balance_history, categorise, iter_months, recurring_streams
@@ -193,10 +194,10 @@ class Directory:
 def directory() -> Directory:
     """Load fixtures/fino/companies.yaml and check it: unique ids, valid SEPA creditor ids (mod 97-10), 32-char
     logo ids, logo files present."""
-    data = yaml.safe_load(COMPANIES_FILE.read_text(encoding="utf-8"))
+    data = load_yaml(COMPANIES_FILE)
     companies = tuple(data["companies"])
     by_id, by_creditor, by_name, by_bare, by_bank, by_bic, by_domain = {}, {}, {}, {}, {}, {}, {}
-    logos = COMPANIES_FILE.parents[2] / "sandbox" / "providers" / "fino" / "assets"
+    logos = Path(__file__).resolve().parent / "assets"
     for c in companies:
         if c["id"] in by_id:
             raise ValueError(f"{COMPANIES_FILE}: duplicate company id {c['id']}")

@@ -13,11 +13,11 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from ...core.yamlio import load_yaml
 
 from . import data
 
-FIXTURE = Path(__file__).resolve().parents[3] / "fixtures" / "in_companies.yaml"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "in_companies.yaml"
 
 # CIN state codes (MCA) -> state names used in registered addresses
 CIN_STATES = {**data.STATE_CODES, "AS": "Assam", "OR": "Odisha", "BR": "Bihar", "GA": "Goa", "HP": "Himachal Pradesh",
@@ -135,12 +135,12 @@ class Registry:
 
 @lru_cache(maxsize=1)
 def registry() -> Registry:
-    return Registry(yaml.safe_load(FIXTURE.read_text(encoding="utf-8")))
+    return Registry(load_yaml(FIXTURE))
 
 
 def load(path: Path) -> Registry:
     """A registry from another fixture file (tests)."""
-    return Registry(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    return Registry(load_yaml(path))
 
 
 def is_not_found_scenario(identifier: str) -> bool:

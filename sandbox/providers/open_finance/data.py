@@ -129,9 +129,9 @@ def split_bban(number: str) -> tuple[str, str, str]:
 from functools import lru_cache   # noqa: E402  (kept with the tables that use it)
 from pathlib import Path          # noqa: E402
 
-import yaml                       # noqa: E402
+from ...core.yamlio import load_yaml   # noqa: E402
 
-FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "open_finance"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "open_finance"
 
 # Section 8: every status of the Connection schema enum.
 STATUSES = ("INACTIVE", "FETCHING", "CONNECTED", "COMPLETED", "ACTIVE", "ERROR", "EXPIRED", "FETCHING_ERROR", "REJECTED",
@@ -186,8 +186,7 @@ def psu_outcome(provider_id: str, psu_id: str) -> str:
 @lru_cache(maxsize=1)
 def providers() -> tuple[dict, ...]:
     """Every provider of fixtures/open_finance/providers.yaml, in sortIndex order (real first, then sandbox)."""
-    with open(FIXTURES / "providers.yaml", encoding="utf-8") as fh:
-        return tuple(sorted(yaml.safe_load(fh), key=lambda p: p["sortIndex"]))
+    return tuple(sorted(load_yaml(FIXTURES / "providers.yaml"), key=lambda p: p["sortIndex"]))
 
 
 def provider(provider_id: str) -> dict | None:
@@ -200,8 +199,7 @@ PROVIDER_IDS = tuple(p["providerFriendlyId"] for p in providers())
 @lru_cache(maxsize=1)
 def bank_branches() -> dict[int, tuple[dict, ...]]:
     """fixtures/open_finance/bank_branches.yaml grouped by bankCode, in branchCode order."""
-    with open(FIXTURES / "bank_branches.yaml", encoding="utf-8") as fh:
-        rows = yaml.safe_load(fh)
+    rows = load_yaml(FIXTURES / "bank_branches.yaml")
     out: dict[int, list[dict]] = {}
     for row in rows:
         out.setdefault(row["bankCode"], []).append(row)
