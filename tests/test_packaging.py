@@ -309,5 +309,6 @@ def test_a_new_project_uses_the_plugin_of_the_installed_wheel(installed, tmp_pat
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SANDBOX_", "PYTEST_"))}
     done = subprocess.run([installed / "bin" / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "-p", "no:randomly"], cwd=project, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    assert re.search(r"\b6 passed\b", done.stdout), done.stdout[-2000:]
+    # five pass; the sixth is the guide's deliberately broken client, caught by the journal assertion
+    assert re.search(r"\b1 failed, 5 passed\b", done.stdout), (done.stdout + done.stderr)[-3000:]
+    assert "create_token: the request broke the contract" in done.stdout and "userId" in done.stdout
