@@ -15,7 +15,7 @@ def create_app(config: dict | None = None, *, store=None, system_clock=None, web
     ``store``, ``system_clock`` and ``webhook_sender`` are injectable for tests (e.g. a MemoryStore, a fixed wall
     clock, a recorder instead of HTTP). ``TICKER`` (set by ``sandbox serve``) starts the background ticker.
     """
-    from .core import admin, admin_flows
+    from .core import admin, admin_flows, dashboard
     from .core.dispatch import install
     from .core.http import init_http
     from .core.operations import check_unmounted_schemas
@@ -33,6 +33,7 @@ def create_app(config: dict | None = None, *, store=None, system_clock=None, web
     init_http(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_flows.bp)
+    app.register_blueprint(dashboard.bp)
     doc = catalogue(cfg.get("CATALOGUE") or None)
     for decl in PROVIDERS:
         section = doc["providers"][decl.name]

@@ -31,7 +31,7 @@ def _neutral(resp, status: int, kind: str | None = None) -> dict:
 def _control_routes(app):
     """Every /_sandbox route with one method each, path parameters filled with a placeholder."""
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith("/_sandbox") or rule.endpoint.endswith(".static"):
+        if not rule.rule.startswith("/_sandbox") or rule.endpoint.endswith(".static") or rule.endpoint.startswith("_sandbox_ui."):
             continue
         path = rule.rule
         for arg in rule.arguments:
