@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -99,21 +100,30 @@ class LiveSandbox:
 
 @pytest.fixture
 def sandbox_server():
-    from werkzeug.serving import make_server
-
     from sandbox import create_app
     from sandbox.core.store import MemoryStore
 
     app = create_app({"SEED": 3}, store=MemoryStore())
+    with serve_app(app) as port:
+        live = LiveSandbox(app, port)
+        try:
+            yield live
+        finally:
+            live.http.close()
+
+
+@contextmanager
+def serve_app(app):
+    """Serve a WSGI app on a free loopback port in a thread for one test; yields the port, shuts it down after."""
+    from werkzeug.serving import make_server
+
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL}, name="sandbox-live-server",
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL}, name="live-server",
                               daemon=True)
     thread.start()
-    live = LiveSandbox(app, server.server_port)
     try:
-        yield live
+        yield server.server_port
     finally:
-        live.http.close()
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)

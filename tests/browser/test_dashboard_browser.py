@@ -6,12 +6,11 @@ only moves when the button is clicked. Screenshots land in ``test-artifacts/brow
 """
 from __future__ import annotations
 
-import threading
 
 import pytest
 import requests
 
-from .conftest import POLL, chromium_executable
+from .conftest import chromium_executable, serve_app
 
 pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 from playwright.sync_api import Page, expect  # noqa: E402
@@ -47,7 +46,6 @@ class Served:
 
 @pytest.fixture
 def served():
-    from werkzeug.serving import make_server
 
     from sandbox import create_app
     from sandbox.core.store import MemoryStore
@@ -59,17 +57,12 @@ def served():
         return 503, None   # stays retryable: the redelivery is a visible new attempt
 
     app = create_app({"SEED": 3, "ADMIN_TOKEN": TOKEN}, store=MemoryStore(), webhook_sender=sender)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL}, daemon=True)
-    thread.start()
-    live = Served(server.server_port, sent)
-    try:
-        yield live
-    finally:
-        live.http.close()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve_app(app) as port:
+        live = Served(port, sent)
+        try:
+            yield live
+        finally:
+            live.http.close()
 
 
 def world(s: Served) -> dict:

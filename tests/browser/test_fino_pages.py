@@ -3,13 +3,12 @@ in headless Chromium (fino.md sections 9, 12, 14): connect, error, exit, multiba
 and the payment TAN. Screenshots land in ``test-artifacts/browser/<test>/``."""
 from __future__ import annotations
 
-import threading
 from urllib.parse import urlencode
 
 import pytest
 import requests
 
-from .conftest import POLL, chromium_executable
+from .conftest import chromium_executable, serve_app
 
 pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 from playwright.sync_api import Page, expect  # noqa: E402
@@ -55,23 +54,17 @@ class FinoLive:
 
 @pytest.fixture
 def fino():
-    from werkzeug.serving import make_server
 
     from contract_tests.partial_app import fino_app
     from sandbox.core.store import MemoryStore
 
     app = fino_app({"SEED": 9}, store=MemoryStore())
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL}, daemon=True)
-    thread.start()
-    live = FinoLive(f"http://127.0.0.1:{server.server_port}")
-    try:
-        yield live
-    finally:
-        live.http.close()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve_app(app) as port:
+        live = FinoLive(f"http://127.0.0.1:{port}")
+        try:
+            yield live
+        finally:
+            live.http.close()
 
 
 def urls(cb) -> dict:

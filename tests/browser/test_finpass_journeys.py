@@ -2,11 +2,10 @@
 AA-BSA journey page, each redirecting to a local callback server; the client then reads the data over HTTP."""
 from __future__ import annotations
 
-import threading
 
 import pytest
 
-from .conftest import POLL, LiveSandbox, chromium_executable
+from .conftest import LiveSandbox, chromium_executable, serve_app
 
 pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 from playwright.sync_api import expect  # noqa: E402
@@ -17,23 +16,17 @@ KEYS = {"x-api-key": "sandbox-client", "x-api-secret": "sandbox-secret"}
 
 @pytest.fixture
 def finpass_server():
-    from werkzeug.serving import make_server
 
     from contract_tests.finpass_app import finpass_app
     from sandbox.core.store import MemoryStore
 
     app = finpass_app({"SEED": 3}, store=MemoryStore())
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL}, daemon=True)
-    thread.start()
-    live = LiveSandbox(app, server.server_port)
-    try:
-        yield live
-    finally:
-        live.http.close()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve_app(app) as port:
+        live = LiveSandbox(app, port)
+        try:
+            yield live
+        finally:
+            live.http.close()
 
 
 def api(live, path, body):
