@@ -105,16 +105,22 @@ def valid(resp) -> None:
 
 
 # --- flows, used by several tests --------------------------------------------------------------------------------
-def open_finance_flow(client, tenant, upstream=None) -> list:
-    """token -> create report -> poll (RUNNING, RUNNING) -> complete the job -> poll (DONE) -> read again."""
-    seen = []
-
+def stepper(seen: list, upstream=None):
+    """A flow's step: keep the response; through the proxy (``upstream`` given) it must be valid and byte-equal to
+    what the upstream answered."""
     def step(resp):
         seen.append(resp)
         if upstream is not None:
             valid(resp)
             same_as_upstream(resp, upstream)
         return resp
+    return step
+
+
+def open_finance_flow(client, tenant, upstream=None) -> list:
+    """token -> create report -> poll (RUNNING, RUNNING) -> complete the job -> poll (DONE) -> read again."""
+    seen = []
+    step = stepper(seen, upstream)
     if upstream is not None:
         tenant.job_policy("open_finance.financial_report", mode="manual")
     token = step(client.post("/oauth/token", json={"userId": "john@example.com", "clientId": tenant.client_id,
@@ -137,13 +143,7 @@ def open_finance_flow(client, tenant, upstream=None) -> list:
 def finleap_flow(client, tenant, upstream=None, code=None) -> list:
     """link (Basic) -> [user finishes the widget: control API] -> token (authorization_code) -> income report."""
     seen = []
-
-    def step(resp):
-        seen.append(resp)
-        if upstream is not None:
-            valid(resp)
-            same_as_upstream(resp, upstream)
-        return resp
+    step = stepper(seen, upstream)
     basic = {"Authorization": "Basic " + base64.b64encode(
         f"{tenant.client_id}:{tenant.client_secret}".encode()).decode()}
     link = step(client.post("/onetime/income-report", headers=basic,
