@@ -143,7 +143,14 @@ def build_openapi(mounted, registry) -> dict:
             needed = declared.get(op.auth, {})
             item["security"] = [{name: [] for name in needed}] if needed else []
             paths.setdefault(path, {})[method.lower()] = item
+    # OpenAPI 3.1 top-level webhooks: the body each declared event sends (Provider.webhooks, defs/webhook_*.json)
+    webhooks = {event: {"post": {
+        "operationId": f"{decl.name}.webhook.{event}", "summary": f"{event} webhook",
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": lift.ref(schema_id(decl.name, name))}}},
+        "responses": {"200": {"description": "any 2xx answer: delivered"}}}}
+        for event, name in sorted((getattr(decl, "webhooks", None) or {}).items())}
     schemes = {name: doc for docs in declared.values() for name, doc in docs.items()}
     return {"openapi": "3.1.0", "info": {"title": f"{decl.title} (provider-sandbox)", "version": "sandbox"},
-            "servers": [{"url": mounted.prefix}], "paths": paths,
+            "servers": [{"url": mounted.prefix}], "paths": paths, "webhooks": webhooks,
             "components": {"schemas": components, "securitySchemes": schemes}}

@@ -97,6 +97,8 @@ class Provider:
                                                         # <pages prefix>/_assets/<path>; links via asset_url()
     scenarios: list = field(default_factory=list)      # magic values, served by the control API
     fire_webhook: str | None = None                     # service method name for /_sandbox/webhooks/fire
+    webhooks: dict = field(default_factory=dict)        # webhook event -> its payload schema, relative to the
+                                                        # provider's schemas ("defs/webhook_connection_status")
     tenant_header: str | None = None                    # a header naming a sub-tenant within the client (finoOS
                                                         # TenantID): applied right after auth, before parsing
 

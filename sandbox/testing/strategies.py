@@ -14,6 +14,14 @@ without a server.
         with pytest.raises(MyParseError):
             parse_transactions(body)
 
+Webhook bodies too: ``webhook_payloads("open_finance", "CONNECTIONS")`` (or ``event=None``: any event of the
+provider) draws the payloads the sandbox sends, from the schema each provider declares per event
+(``Provider.webhooks``, ``schemas/<provider>/defs/webhook_*.json``), so a webhook handler can be property-tested:
+
+    @given(webhook_payloads("fino"))
+    def test_my_handler_takes_every_fino_event(payload):
+        handle_fino_webhook(payload)
+
 Schemas with cross-file ``$ref`` (shared ``defs/``) are bundled first, then drawn by a generator for the JSON
 Schema subset the sandbox uses (``format`` honoured for date, date-time, email, uuid, uri, ipv4); every value is
 checked against the real validator. Invalid values are valid ones with one targeted breakage (a required field
@@ -175,6 +183,9 @@ def _breakages(schema: dict, value, path=()):
     if not isinstance(schema, dict):
         return out
     types = schema.get("type")
+    for key in ("allOf", "anyOf", "oneOf"):   # composed schemas (a webhook envelope + its event): break any part
+        for part in schema.get(key) or []:
+            out.extend(_breakages(part, value, path))
     if isinstance(value, dict):
         for name in schema.get("required") or []:
             if name in value:
@@ -225,12 +236,15 @@ def invalid_values(sid: str) -> st.SearchStrategy:
     @st.composite
     def broken(draw):
         value = draw(valid_values(sid))
-        candidates = [c for c in _breakages(schema, value)
-                      if any(validator.iter_errors(_apply(value, *c)))]
-        if not candidates:
-            candidates = [((), {"unexpected": "shape"} if not isinstance(value, dict) else [value])]
-        path, replacement = draw(st.sampled_from(candidates))
-        return _apply(value, path, replacement)
+        candidates = _breakages(schema, value)
+        # tried in a drawn order, the first that breaks wins: validating every candidate of a large response
+        # (a cockpit has hundreds) made each example cost seconds
+        draw(st.randoms(use_true_random=False)).shuffle(candidates)
+        for path, replacement in candidates:
+            broken_value = _apply(value, path, replacement)
+            if any(validator.iter_errors(broken_value)):
+                return broken_value
+        return {"unexpected": "shape"} if not isinstance(value, dict) else [value]
 
     return broken().filter(lambda value: any(validator.iter_errors(value)))
 
@@ -255,4 +269,38 @@ def errors(provider: str, *, valid: bool = True) -> st.SearchStrategy:
 
 def schema_values(sid: str, *, valid: bool = True) -> st.SearchStrategy:
     """Any schema of the sandbox by id, e.g. a webhook payload kept in a provider's ``defs/``."""
+    return valid_values(sid) if valid else invalid_values(sid)
+
+
+def _webhook_declarations() -> dict[str, dict[str, str]]:
+    """provider -> {event: schema name} as each provider's ``operations.PROVIDER.webhooks`` declares them."""
+    from ..providers import PROVIDERS   # the harness may know the providers; core never does
+    return {decl.name: dict(decl.webhooks) for decl in PROVIDERS}
+
+
+def webhook_events(provider: str) -> list[str]:
+    """The webhook events ``provider`` sends, as its declaration lists them (raises LookupError for no provider)."""
+    declared = _webhook_declarations()
+    if provider not in declared:
+        raise LookupError(f"unknown provider {provider!r} (one of {', '.join(sorted(declared))})")
+    return list(declared[provider])
+
+
+def webhook_schema(provider: str, event: str) -> str:
+    """The schema id of the payload ``provider`` sends for webhook ``event``."""
+    events = webhook_events(provider)
+    if event not in events:
+        raise LookupError(f"{provider} sends no webhook event {event!r} (its events: {', '.join(events) or 'none'})")
+    return schema_id(provider, _webhook_declarations()[provider][event])
+
+
+def webhook_payloads(provider: str, event: str | None = None, valid: bool = True) -> st.SearchStrategy:
+    """Webhook bodies ``provider`` POSTs for ``event`` (None: any of its events), valid, or with one targeted
+    breakage the validator rejects (``valid=False``): for property-testing a webhook handler without a server."""
+    if event is None:
+        events = webhook_events(provider)
+        if not events:
+            raise LookupError(f"{provider} declares no webhook events")
+        return st.one_of([webhook_payloads(provider, e, valid) for e in events])
+    sid = webhook_schema(provider, event)
     return valid_values(sid) if valid else invalid_values(sid)

@@ -71,4 +71,5 @@ PROVIDER = Provider(
     pages_dir=str(Path(__file__).with_name("pages")),
     scenarios=SCENARIOS,
     fire_webhook="fire_webhook",
+    webhooks={"notification": "defs/webhook_notification"},   # the payload each event carries (s.7)
 )

@@ -973,15 +973,29 @@ class FinleapService(Insights):
         return None
 
     def fire_webhook(self, tenant: str, body: dict) -> list[dict]:
-        """Control API: send notifications now (all of the tenant, or of ``user_id``) with the newest transactions."""
+        """Control API: send notifications now (all of the tenant, or of ``user_id``), each with the data its observe
+        key watches (finleap.md s.7): a balance key gets its account's balance, a transactions key the newest
+        transactions (of its account, or of all the user's accounts); ``data`` in the body overrides."""
         deliveries = []
         for n in self.sb.webhooks.subscriptions(tenant, PROVIDER, owner=body.get("user_id") or None):
+            if "data" in body:
+                deliveries.append(self._send(tenant, n, body["data"]))
+                continue
+            key = n["events"][0]
+            balance = _OBSERVE_KEYS[2].match(key)
+            if balance:
+                account = self.sb.store.get(tenant, _ACCOUNTS, balance.group("account"))
+                deliveries.append(self._send(tenant, n, self._balance(account) if account else None))
+                continue
+            one = _OBSERVE_KEYS[1].match(key)
             user = self.sb.store.get(tenant, _USERS, n.get("owner") or "") or {"accesses": []}
-            sample = [t for access_id in user["accesses"]
-                      for account_id in self.sb.store.get(tenant, _ACCESSES, access_id)["accounts"]
+            accounts = [one.group("account")] if one else [
+                account_id for access_id in user["accesses"]
+                for account_id in self.sb.store.get(tenant, _ACCESSES, access_id)["accounts"]]
+            sample = [t for account_id in accounts
                       for t in sorted(self._txns(tenant, account_id).list(),
                                       key=lambda t: (t["booking_date"], t["transaction_id"]))[-3:]]
-            deliveries.append(self._send(tenant, n, body.get("data", sample)))
+            deliveries.append(self._send(tenant, n, sample))
         return deliveries
 
 

@@ -127,4 +127,6 @@ PROVIDER = Provider(
     assets_dir=str(Path(__file__).with_name("assets")),   # company logos (companies search, contract partners)
     scenarios=platform.SCENARIOS + banking.SCENARIOS + connect.SCENARIOS,
     fire_webhook="fire_webhook",
+    # the payload each event carries (section 11): one schema per event of platform.EVENTS
+    webhooks={event: "defs/webhook_" + event.replace("-", "_").replace(".", "_") for event in platform.EVENTS},
 )

@@ -55,4 +55,6 @@ PROVIDER = Provider(
     pages=PAGES,
     pages_dir=str(Path(__file__).with_name("pages")),
     scenarios=aa.SCENARIOS + aa_bsa.SCENARIOS + bsa.SCENARIOS + bureau.SCENARIOS,
+    webhooks={"aa.consent_status": "defs/webhook_aa_consent_status",   # the payload each event carries (s.9)
+              "aa_bsa.status": "defs/webhook_aa_bsa_status"},
 )

@@ -63,5 +63,6 @@ PROVIDER = Provider(
     pages_dir=str(Path(__file__).parent / "pages"),      # journey templates (connections.py, pages.py)
     assets_dir=str(Path(__file__).parent / "assets"),    # provider logos (list_providers image)
     fire_webhook="fire_webhook",                          # connection status webhooks on demand (s.9)
+    webhooks={"CONNECTIONS": "defs/webhook_connection_status"},   # the payload each event carries (s.9)
     scenarios=SCENARIOS,
 )
