@@ -30,6 +30,8 @@ dropped, a value of the wrong type, or an enum/const/pattern broken), checked ag
 from __future__ import annotations
 
 import copy
+import json
+from datetime import timezone
 from functools import lru_cache
 
 from hypothesis import strategies as st
@@ -79,7 +81,7 @@ def schema_for(provider: str, operation: str, part: str = "response") -> str:
 
 _FORMATS = {
     "date": st.dates().map(lambda d: d.isoformat()),
-    "date-time": st.datetimes(timezones=st.just(__import__("datetime").timezone.utc)).map(
+    "date-time": st.datetimes(timezones=st.just(timezone.utc)).map(
         lambda d: d.isoformat().replace("+00:00", "Z")),
     "email": st.emails(),
     "uuid": st.uuids().map(str),
@@ -152,7 +154,7 @@ def from_schema(schema) -> st.SearchStrategy:
         lo = schema.get("minItems", 0)
         hi = schema.get("maxItems", lo + 3)
         return st.lists(from_schema(items), min_size=lo, max_size=min(hi, lo + 3),
-                        unique_by=(lambda v: __import__("json").dumps(v, sort_keys=True)) if schema.get(
+                        unique_by=(lambda v: json.dumps(v, sort_keys=True)) if schema.get(
                             "uniqueItems") else None)
     if types == "object" or types is None and "additionalProperties" in schema:
         properties = schema.get("properties") or {}
