@@ -17,15 +17,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sandbox.core.store import MemoryStore
-from sandbox.spec import operations
-
-from .checks import not_a_server_error, provider_error, response_schema_conformance, status_in
-from .partial_app import fino_app
-from .plugin import make_transport
+from .checks import provider_error, status_in
+from .fino_client import FinoClient, fino_fixture
 from .transport import Receiver
-
-OP = {name: op["id"] for name, op in operations("fino").items()}
 BERLIN = ZoneInfo("Europe/Berlin")
 FORBIDDEN = {"type": "forbidden", "message": "Forbidden. No access to this resource"}
 GIRO_IBAN, SAVINGS_IBAN = "DE64100200007791587578", "DE89370400440532013000"
@@ -114,51 +108,11 @@ def account(aid, number, iban, txs, type_="GIRO", name="Girokonto"):
 
 @pytest.fixture
 def fx(contract_options):
-    transport, control = make_transport(contract_options, "fino",
-                                        lambda: fino_app({"SEED": 23}, store=MemoryStore()))
-    if control:
-        control.reset()
-        control.clock("freeze")
-    yield Fino(transport, control, contract_options)
-    if control:
-        control.clear_policy()
-        control.clock("reset")
+    yield from fino_fixture(contract_options, Fino, seed=23)
 
 
-class Fino:
-    """A small finoOS client over the contract transport."""
-
-    def __init__(self, transport, control, opts):
-        self.t, self.control, self.opts = transport, control, opts
-        self._tokens = {}
-
-    def token(self, client=None) -> str:
-        client = client or (self.opts["client_id"], self.opts["client_secret"])
-        if client not in self._tokens:
-            r = self.t.call(OP["authenticate"], data=f"client_id={client[0]}&client_secret={client[1]}"
-                            "&grant_type=client_credentials",
-                            headers={"Content-Type": "application/x-www-form-urlencoded"})
-            status_in(r, 200)
-            self._tokens[client] = r.json["access_token"]
-        return self._tokens[client]
-
-    def call(self, name, body=None, query=None, tenant=None, client=None, alias=None, **path):
-        headers = {"Authorization": f"Bearer {self.token(client)}", **({"TenantID": tenant} if tenant else {})}
-        params = {k.replace("_", "-"): v for k, v in path.items()}
-        r = self.t.call(OP[name], json_body=body, query=query, headers=headers, path_params=params, alias=alias)
-        not_a_server_error(r)
-        return r
-
-    def ok(self, name, status=200, **kw):
-        r = self.call(name, **kw)
-        status_in(r, status)
-        if status != 204:
-            response_schema_conformance(r)
-        return r
-
-    def user(self, tenant=None, **body) -> str:
-        body = {"type": "person", "automaticAnalysis": "suspended", **body}
-        return self.ok("create_user", 201, body=body, tenant=tenant).json["user"]["userID"]
+class Fino(FinoClient):
+    """The finoOS client plus this file's bookings and categorization reads."""
 
     def upload(self, user_id, tenant=None) -> dict[str, list[str]]:
         giro, savings, want = known_bookings()
@@ -167,12 +121,6 @@ class Fino:
             account("tg-1", "532013000", SAVINGS_IBAN, savings, "TAGESGELD", "Tagesgeld")]},
             tenant=tenant, user_id=user_id)
         return want
-
-    def analyse(self, user_id, tenant=None) -> str:
-        """Trigger a run and let it finish (2 s on the frozen clock); its correlationID."""
-        cid = self.ok("trigger_analysis", tenant=tenant, user_id=user_id).json["correlationID"]
-        self.control.clock("advance", seconds=2)
-        return cid
 
     def finish(self):
         self.control.clock("advance", seconds=2)

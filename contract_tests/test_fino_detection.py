@@ -17,22 +17,15 @@ import statistics
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from sandbox.core.store import MemoryStore
 from sandbox.providers.fino.detection import COMPANIES_FILE
-from sandbox.spec import operations
-
-from .checks import not_a_server_error, provider_error, response_schema_conformance, status_in
-from .partial_app import fino_app
-from .plugin import make_transport
-
-OP = {name: op["id"] for name, op in operations("fino").items()}
+from .checks import provider_error, response_schema_conformance, status_in
+from .fino_client import FinoClient, fino_fixture
 BERLIN = ZoneInfo("Europe/Berlin")
 FORBIDDEN = {"type": "forbidden", "message": "Forbidden. No access to this resource"}
 T0 = "2025-04-23T09:30:00Z"          # the frozen sandbox clock: Wednesday, 23 April 2025 (Berlin 11:30)
@@ -129,65 +122,17 @@ def accounts_body() -> dict:
 
 
 @pytest.fixture
-def fx(contract_options, monkeypatch):
-    from sandbox.providers import fino
-    if fino.PROVIDER.assets_dir is None:   # until the lead sets assets_dir in operations.py (the logos)
-        monkeypatch.setattr(fino.PROVIDER, "assets_dir", str(Path(fino.__file__).with_name("assets")))
-    transport, control = make_transport(contract_options, "fino", lambda: fino_app({"SEED": 29}, store=MemoryStore()))
-    if control:
-        control.reset()
-        control.clock("freeze", at=T0)
-    yield Fino(transport, control, contract_options)
-    if control:
-        control.clear_policy()
-        control.clock("reset")
+def fx(contract_options):
+    yield from fino_fixture(contract_options, Fino, seed=29, at=T0)
 
 
-class Fino:
-    """A small finoOS client over the contract transport."""
-
-    def __init__(self, transport, control, opts):
-        self.t, self.control, self.opts = transport, control, opts
-        self._tokens = {}
-
-    def token(self, client=None) -> str:
-        client = client or (self.opts["client_id"], self.opts["client_secret"])
-        if client not in self._tokens:
-            r = self.t.call(OP["authenticate"], data=f"client_id={client[0]}&client_secret={client[1]}"
-                            "&grant_type=client_credentials",
-                            headers={"Content-Type": "application/x-www-form-urlencoded"})
-            status_in(r, 200)
-            self._tokens[client] = r.json["access_token"]
-        return self._tokens[client]
-
-    def call(self, name, body=None, query=None, tenant=None, client=None, alias=None, **path):
-        headers = {"Authorization": f"Bearer {self.token(client)}", **({"TenantID": tenant} if tenant else {})}
-        params = {k.replace("_", "-"): v for k, v in path.items()}
-        r = self.t.call(OP[name], json_body=body, query=query, headers=headers, path_params=params, alias=alias)
-        not_a_server_error(r)
-        return r
-
-    def ok(self, name, status=200, **kw):
-        r = self.call(name, **kw)
-        status_in(r, status)
-        if status != 204:
-            response_schema_conformance(r)
-        return r
-
-    def user(self, tenant=None, **body) -> str:
-        body = {"type": "person", "automaticAnalysis": "suspended", **body}
-        return self.ok("create_user", 201, body=body, tenant=tenant).json["user"]["userID"]
+class Fino(FinoClient):
+    """The finoOS client plus this file's uploads, contracts and logo searches."""
 
     def uploaded_user(self, tenant=None, **body) -> str:
         uid = self.user(tenant, **body)
         self.ok("set_accounts", body=accounts_body(), tenant=tenant, user_id=uid)
         return uid
-
-    def analyse(self, user_id, tenant=None) -> str:
-        """Trigger a run and let it finish (2 s on the frozen clock); its correlationID."""
-        cid = self.ok("trigger_analysis", tenant=tenant, user_id=user_id).json["correlationID"]
-        self.control.clock("advance", seconds=2)
-        return cid
 
     def contracts(self, uid, tenant=None) -> list[dict]:
         return self.ok("list_contracts", tenant=tenant, user_id=uid).json

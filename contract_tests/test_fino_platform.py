@@ -33,9 +33,7 @@ FORBIDDEN = {"type": "forbidden", "message": "Forbidden. No access to this resou
 
 
 @pytest.fixture
-def fx(contract_options, monkeypatch):
-    from sandbox.providers import fino
-    monkeypatch.setattr(fino.PROVIDER, "fire_webhook", "fire_webhook")   # until the lead sets it in operations.py
+def fx(contract_options):
     transport, control = make_transport(contract_options, "fino",
                                         lambda: fino_app({"SEED": 21}, store=MemoryStore()))
     if control:
