@@ -7,22 +7,17 @@ from sandbox.spec import operations
 
 from .checks import not_a_server_error, response_schema_conformance, status_in
 from .partial_app import fino_app
-from .plugin import make_transport
+from .plugin import frozen_transport
 
 OP = {name: op["id"] for name, op in operations("fino").items()}
 
 
 def fino_fixture(contract_options, client_class, seed: int, at=None):
-    """Generator for a finoOS fixture: a transport (in-process app at ``seed`` or a served sandbox), a frozen clock
-    (at ``at`` if given), the client; the job policy and clock are restored afterwards."""
-    transport, control = make_transport(contract_options, "fino", lambda: fino_app({"SEED": seed}, store=MemoryStore()))
-    if control:
-        control.reset()
-        control.clock("freeze", **({"at": at} if at is not None else {}))
-    yield client_class(transport, control, contract_options)
-    if control:
-        control.clear_policy()
-        control.clock("reset")
+    """Generator for a finoOS fixture: the client over a transport (in-process app at ``seed`` or a served sandbox)
+    on a frozen clock (at ``at`` if given); the job policies and clock are restored afterwards."""
+    with frozen_transport(contract_options, "fino", lambda: fino_app({"SEED": seed}, store=MemoryStore()),
+                          at=at) as (transport, control):
+        yield client_class(transport, control, contract_options)
 
 
 class FinoClient:

@@ -5,6 +5,8 @@ server. Tests marked ``control`` need the sandbox control API and skip themselve
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import os
 import secrets
 
@@ -55,6 +57,22 @@ def contract_options(request):
 def served_routes(app, provider: str) -> dict[str, tuple[str, str, list[str]]]:
     """The app's own operation table (what it really serves), paths from the server root."""
     return app.extensions["sandbox"].providers[provider].absolute_routes
+
+
+@contextmanager
+def frozen_transport(contract_options, provider: str, app_factory, at=None):
+    """(transport, control) for one contract test on a frozen clock (at ``at`` if given); afterwards the job
+    policies and the clock are restored. Over HTTP every control call stays in the test's own tenant."""
+    transport, control = make_transport(contract_options, provider, app_factory)
+    if control:
+        control.reset()
+        control.clock("freeze", **({"at": at} if at is not None else {}))
+    try:
+        yield transport, control
+    finally:
+        if control:
+            control.clear_policy()
+            control.clock("reset")
 
 
 def make_transport(contract_options, provider: str, app_factory):

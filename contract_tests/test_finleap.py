@@ -21,7 +21,7 @@ from sandbox.core.store import MemoryStore
 from sandbox.spec import operations
 
 from .checks import not_a_server_error, provider_error, response_schema_conformance, status_in
-from .plugin import make_transport
+from .plugin import frozen_transport, make_transport
 from .transport import Receiver
 
 PREFIX = "/finleap"
@@ -32,15 +32,9 @@ CALLBACK = "https://my-app.example.com/callback"
 
 @pytest.fixture
 def fx(contract_options):
-    transport, control = make_transport(contract_options, "finleap",
-                                        lambda: create_app({"SEED": 21}, store=MemoryStore()))
-    if control:
-        control.reset()
-        control.clock("freeze")
-    yield Finx(transport, control, contract_options)
-    if control:
-        control.clear_policy()
-        control.clock("reset")
+    with frozen_transport(contract_options, "finleap",
+                          lambda: create_app({"SEED": 21}, store=MemoryStore())) as (transport, control):
+        yield Finx(transport, control, contract_options)
 
 
 class Finx:

@@ -21,7 +21,7 @@ from sandbox.core.store import MemoryStore
 from sandbox.spec import operations
 
 from .checks import not_a_server_error, provider_error, response_schema_conformance, status_in
-from .plugin import make_transport
+from .plugin import frozen_transport
 
 OP = {name: op["id"] for name, op in operations("finleap").items()}
 CALLBACK = "https://my-app.example.com/callback"
@@ -31,14 +31,9 @@ pytestmark = pytest.mark.control   # every test completes a widget flow or reads
 
 @pytest.fixture
 def fx(contract_options):
-    transport, control = make_transport(contract_options, "finleap",
-                                        lambda: create_app({"SEED": 21}, store=MemoryStore()))
-    if control:
-        control.reset()
-        control.clock("freeze")
-    yield Finx(transport, control, contract_options)
-    if control:
-        control.clock("reset")
+    with frozen_transport(contract_options, "finleap",
+                          lambda: create_app({"SEED": 21}, store=MemoryStore())) as (transport, control):
+        yield Finx(transport, control, contract_options)
 
 
 def money(x) -> Decimal:

@@ -17,7 +17,7 @@ from sandbox import create_app
 from sandbox.core.store import MemoryStore
 
 from .checks import provider_error, response_schema_conformance, status_in
-from .plugin import make_transport
+from .plugin import frozen_transport
 from .test_finleap import CALLBACK, Finx
 
 PAYMENT = {"creditor": {"iban": "DE86990003540000002000", "name": "Peter Jackson"},
@@ -32,15 +32,9 @@ LINKS = {"access": "create_onetime_access_link", "ongoing-access": "create_ongoi
 
 @pytest.fixture
 def fx(contract_options):
-    transport, control = make_transport(contract_options, "finleap",
-                                        lambda: create_app({"SEED": 21}, store=MemoryStore()))
-    if control:
-        control.reset()
-        control.clock("freeze")
-    yield Products(transport, control, contract_options)
-    if control:
-        control.clear_policy()
-        control.clock("reset")
+    with frozen_transport(contract_options, "finleap",
+                          lambda: create_app({"SEED": 21}, store=MemoryStore())) as (transport, control):
+        yield Products(transport, control, contract_options)
 
 
 class Products(Finx):

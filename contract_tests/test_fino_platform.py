@@ -20,7 +20,7 @@ from sandbox.spec import operations
 
 from .checks import not_a_server_error, provider_error, response_schema_conformance, status_in
 from .partial_app import fino_app
-from .plugin import make_transport
+from .plugin import frozen_transport
 from .transport import Receiver
 
 OP = {name: op["id"] for name, op in operations("fino").items()}
@@ -34,15 +34,9 @@ FORBIDDEN = {"type": "forbidden", "message": "Forbidden. No access to this resou
 
 @pytest.fixture
 def fx(contract_options):
-    transport, control = make_transport(contract_options, "fino",
-                                        lambda: fino_app({"SEED": 21}, store=MemoryStore()))
-    if control:
-        control.reset()
-        control.clock("freeze")
-    yield Fino(transport, control, contract_options)
-    if control:
-        control.clear_policy()
-        control.clock("reset")
+    with frozen_transport(contract_options, "fino",
+                          lambda: fino_app({"SEED": 21}, store=MemoryStore())) as (transport, control):
+        yield Fino(transport, control, contract_options)
 
 
 class Fino:

@@ -15,7 +15,7 @@ from sandbox.spec import operations
 
 from .checks import not_a_server_error, provider_error, response_schema_conformance, status_in
 from .finpass_app import finpass_app
-from .plugin import make_transport
+from .plugin import frozen_transport
 from .transport import Receiver
 
 OP = {name: op["id"] for name, op in operations("finpass").items()}
@@ -25,14 +25,9 @@ MOBILE = "9876543210"
 
 @pytest.fixture
 def fx(contract_options):
-    transport, control = make_transport(contract_options, "finpass",
-                                        lambda: finpass_app({"SEED": 31}, store=MemoryStore()))
-    if control:
-        control.reset()
-        control.clock("freeze")
-    yield Client(transport, control, contract_options)
-    if control:
-        control.clock("reset")
+    with frozen_transport(contract_options, "finpass",
+                          lambda: finpass_app({"SEED": 31}, store=MemoryStore())) as (transport, control):
+        yield Client(transport, control, contract_options)
 
 
 class Client:

@@ -17,7 +17,7 @@ from sandbox import create_app
 from sandbox.core.store import MemoryStore
 
 from .checks import not_a_server_error, provider_error, response_schema_conformance, status_in
-from .plugin import make_transport
+from .plugin import frozen_transport, make_transport
 
 PREFIX = "/open-finance"
 TOKEN, CREATE, GET = ("open_finance.create_token", "open_finance.create_financial_report",
@@ -28,15 +28,10 @@ HYPO = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 @pytest.fixture
 def of(contract_options):
     """(transport, control, options) for one test: a fresh in-process sandbox, or the --base-url server."""
-    transport, control = make_transport(contract_options, "open_finance",
-                                        lambda: create_app({"SEED": 11, "SECRET_KEY": "contract-tests"}, store=MemoryStore()))
-    if control:
-        control.reset()
-        control.clock("freeze")
-    yield transport, control, contract_options
-    if control:
-        control.clear_policy()
-        control.clock("reset")
+    with frozen_transport(contract_options, "open_finance",
+                          lambda: create_app({"SEED": 11, "SECRET_KEY": "contract-tests"},
+                                             store=MemoryStore())) as (transport, control):
+        yield transport, control, contract_options
 
 
 def token(of, user_id: str | None = None, client_id=None, client_secret=None) -> str:

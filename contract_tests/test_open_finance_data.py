@@ -17,7 +17,7 @@ from sandbox.core.store import MemoryStore
 from sandbox.ledger import choose_persona, is_valid_iban
 
 from .checks import provider_error, response_schema_conformance, status_in
-from .plugin import make_transport
+from .plugin import frozen_transport
 
 OP = "open_finance."
 TOKEN, CREATE = OP + "create_token", OP + "create_financial_report"
@@ -33,15 +33,10 @@ FORBIDDEN = {"type": "CLIENT_ERROR",
 
 @pytest.fixture
 def of(contract_options):
-    transport, control = make_transport(contract_options, "open_finance",
-                                        lambda: create_app({"SEED": 11, "SECRET_KEY": "contract-tests"},
-                                                           store=MemoryStore()))
-    if control:
-        control.reset()
-        control.clock("freeze")
-    yield transport, control, contract_options
-    if control:
-        control.clock("reset")
+    with frozen_transport(contract_options, "open_finance",
+                          lambda: create_app({"SEED": 11, "SECRET_KEY": "contract-tests"},
+                                             store=MemoryStore())) as (transport, control):
+        yield transport, control, contract_options
 
 
 def D(x) -> Decimal:
