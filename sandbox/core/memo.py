@@ -19,11 +19,6 @@ def end(token) -> None:
     _CACHE.reset(token)
 
 
-def active() -> bool:
-    """Whether a request's memo is open (the store caches across requests only then: core/store.py)."""
-    return _CACHE.get() is not None
-
-
 def cached(key, compute: Callable):
     """``compute()`` once per request for ``key`` (None results included); uncached outside a request."""
     memo = _CACHE.get()

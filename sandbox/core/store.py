@@ -15,13 +15,9 @@ import time
 from bisect import bisect_left, bisect_right
 from typing import Callable, Protocol
 
-from . import memo
-
 
 class Store(Protocol):
     def get(self, tenant: str, coll: str, key: str) -> dict | None: ...
-    def get_text(self, tenant: str, coll: str, key: str) -> str | None: ...
-    def put_many(self, rows: list[tuple[str, str, str, dict]]) -> None: ...
     def exists(self, tenant: str, coll: str, key: str) -> bool: ...
     def put(self, tenant: str, coll: str, key: str, value: dict) -> None: ...
     def add(self, tenant: str, coll: str, key: str, value: dict) -> bool: ...
@@ -38,35 +34,8 @@ class Store(Protocol):
     def tenants(self) -> list[str]: ...
 
 
-try:   # orjson: 5-10x faster than the json module both ways (issue 14); optional, the json module is the fallback
-    import orjson
-except ImportError:  # pragma: no cover - orjson is a dependency; kept optional for a minimal install
-    orjson = None
-# non-str keys as json.dumps writes them; datetimes and dataclasses refused, as json.dumps refuses them
-_ORJSON_OPTIONS = (orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-                   if orjson else 0)
-
-
 def _dump(value: dict) -> str:
-    """Compact JSON text of a stored value (orjson when installed, the json module for what orjson refuses:
-    integers beyond 64 bits, lone surrogates, and the TypeError of an unserialisable value)."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(value, option=_ORJSON_OPTIONS).decode()
-        except TypeError:   # orjson.JSONEncodeError is a TypeError
-            pass
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _loads(text: str):
-    """A stored value back from its JSON text (orjson when installed; the json module reads what it wrote and
-    orjson refuses, e.g. NaN written by an older version)."""
-    if orjson is not None:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
 
 
 def prefix_end(prefix: str) -> str | None:
@@ -96,36 +65,6 @@ def _cut(rows: list, limit: int) -> tuple[list, str | None]:
     return rows, None
 
 
-class _Hooks:
-    """Callbacks of a process-local write buffer (the journal's batches, core/journal.py): ``on_read(coll, fn)``
-    runs ``fn`` before any read of ``coll`` here, ``on_clear(fn)`` before any clear, so a buffer is written before
-    it could be missed or outlive a reset."""
-
-    BATCHED_WRITES = True   # each write is its own commit here: buffering small writes into one batch pays
-
-    def on_read(self, coll: str, fn: Callable[[], object]) -> None:
-        self._read_hooks = {**getattr(self, "_read_hooks", {})}
-        self._read_hooks.setdefault(coll, []).append(fn)
-
-    def on_clear(self, fn: Callable[[], object]) -> None:
-        self._clear_hooks = [*getattr(self, "_clear_hooks", []), fn]
-
-    def _before_read(self, coll: str) -> None:
-        hooks = getattr(self, "_read_hooks", None)
-        if hooks and coll in hooks:
-            for fn in hooks[coll]:
-                fn()
-
-    def _before_clear(self) -> None:
-        for fn in getattr(self, "_clear_hooks", ()):
-            fn()
-
-    def _before_read_all(self) -> None:
-        for fns in list(getattr(self, "_read_hooks", {}).values()):
-            for fn in fns:
-                fn()
-
-
 class MemoryStore:
     """In-process store for unit tests; one lock makes update/incr atomic."""
 
@@ -138,11 +77,7 @@ class MemoryStore:
 
     def get(self, tenant, coll, key):
         raw = self._data.get((tenant, coll), {}).get(key)
-        return None if raw is None else _loads(raw)
-
-    def get_text(self, tenant, coll, key):
-        """The stored JSON text of a value, undecoded (a large document served as is), or None."""
-        return self._data.get((tenant, coll), {}).get(key)
+        return None if raw is None else json.loads(raw)
 
     def exists(self, tenant, coll, key):
         return key in self._data.get((tenant, coll), {})
@@ -150,11 +85,6 @@ class MemoryStore:
     def put(self, tenant, coll, key, value):
         with self._lock:
             self._coll(tenant, coll)[key] = _dump(value)
-
-    def put_many(self, rows):
-        with self._lock:
-            for tenant, coll, key, value in rows:
-                self._coll(tenant, coll)[key] = _dump(value)
 
     def add(self, tenant, coll, key, value):
         with self._lock:
@@ -174,7 +104,7 @@ class MemoryStore:
             items = [(k, items[k]) for k in self._range(tenant, coll, prefix)]
         if reverse:
             items.reverse()
-        return [(k, _loads(v)) for k, v in items[:limit]]
+        return [(k, json.loads(v)) for k, v in items[:limit]]
 
     def _range(self, tenant, coll, prefix) -> list[str]:
         """The sorted keys starting with ``prefix`` (call with the lock held)."""
@@ -191,7 +121,7 @@ class MemoryStore:
             else:
                 keys = keys[0 if after is None else bisect_right(keys, after):]
             items = self._data[(tenant, coll)] if keys else {}
-            rows = [(k, _loads(items[k])) for k in keys[: limit + 1]]
+            rows = [(k, json.loads(items[k])) for k in keys[: limit + 1]]
         return _cut(rows, limit)
 
     def count(self, tenant, coll, prefix=""):
@@ -229,69 +159,26 @@ class MemoryStore:
     def tenants(self):
         return sorted({t for (t, _), items in self._data.items() if items})
 
-    def collections(self, tenant: str) -> list[tuple[str, int]]:
-        """(collection, item count) of every non-empty collection of ``tenant``, by name (the dashboard)."""
-        with self._lock:
-            return sorted((c, len(items)) for (t, c), items in self._data.items() if t == tenant and items)
-
 
 def _locked(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
 
-# The shared collections almost every request reads and few write (in the sandbox's own tenant, core/clock.py
-# GLOBAL): API clients, clocks, seed and secret key, signing epochs, job policies; and the tokens, written once per
-# key (issue) and otherwise only deleted (revoke, purge, reset) or consumed. SQLiteStore caches them per process
-# between requests (see SQLiteStore).
-CACHE_TENANT = "_sandbox"
-READ_MOSTLY = ("clients", "clock", "config", "signing.epochs", "job_policy")
-WRITE_ONCE = ("tokens",)
-_CACHE_MAX = 20_000   # cached values per collection and process before the cache starts over
-
-
-def _in(names) -> str:
-    return "(" + ",".join("'" + n.replace("'", "''") + "'" for n in names) + ")"
-
-
-class SQLiteStore(_Hooks):
+class SQLiteStore:
     """SQLite in WAL mode; one connection per thread and process, BEGIN IMMEDIATE for read-modify-write.
 
     SQLite's own busy handler sleeps 1, 2, 5, 10... ms on a writer conflict; with several workers that dominates
     latency, so conflicts are retried here after 50-2000 microseconds instead (busy_timeout stays 0).
-
-    Cross-request cache (issue 14: fewer statements per request): reads of READ_MOSTLY and WRITE_ONCE collections
-    made inside a request are kept per process and reused while the collection's generation is unchanged.
-    Triggers in the database bump a generation in the same transaction as every write that could make a cached
-    value wrong (any write to a READ_MOSTLY collection; a delete, update or replacement of a WRITE_ONCE key), from
-    any worker, any code path, even a reset; a request reads all generations in one statement, once (core/memo.py).
-    So a revoked token, a deleted client or a reset is seen by every worker from its next request on. Outside a
-    request (the ticker, tests, the CLI) nothing is cached.
     """
 
     RETRY_FOR = 30.0
 
     _SCHEMA = ("CREATE TABLE IF NOT EXISTS kv (tenant TEXT NOT NULL, coll TEXT NOT NULL, key TEXT NOT NULL,"
                " value TEXT NOT NULL, PRIMARY KEY (tenant, coll, key)) WITHOUT ROWID")
-    _GEN_SCHEMA = (
-        "CREATE TABLE IF NOT EXISTS kv_generation (coll TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID",
-        f"CREATE TRIGGER IF NOT EXISTS kv_generation_insert AFTER INSERT ON kv WHEN NEW.tenant = '{CACHE_TENANT}'"
-        f" AND NEW.coll IN {_in(READ_MOSTLY)} BEGIN INSERT INTO kv_generation VALUES (NEW.coll, 1)"
-        " ON CONFLICT(coll) DO UPDATE SET n = n + 1; END",
-        f"CREATE TRIGGER IF NOT EXISTS kv_generation_update AFTER UPDATE ON kv WHEN OLD.tenant = '{CACHE_TENANT}'"
-        f" AND OLD.coll IN {_in(READ_MOSTLY + WRITE_ONCE)} BEGIN INSERT INTO kv_generation VALUES (OLD.coll, 1)"
-        " ON CONFLICT(coll) DO UPDATE SET n = n + 1; END",
-        # with recursive_triggers on, INSERT OR REPLACE of an existing key fires this one too
-        f"CREATE TRIGGER IF NOT EXISTS kv_generation_delete AFTER DELETE ON kv WHEN OLD.tenant = '{CACHE_TENANT}'"
-        f" AND OLD.coll IN {_in(READ_MOSTLY + WRITE_ONCE)} BEGIN INSERT INTO kv_generation VALUES (OLD.coll, 1)"
-        " ON CONFLICT(coll) DO UPDATE SET n = n + 1; END",
-    )
 
     def __init__(self, path: str):
         self.path = path
         self._local = threading.local()
-        self._cache: dict[str, tuple[int, dict]] = {}   # coll -> (generation, {subkey: stored text or rows})
-        self._cache_pid = os.getpid()
-        self._memo_key = ("sqlite.generations", id(self))
         self._conn()  # create the file and schema eagerly so start-up errors surface at once
 
     def _conn(self) -> sqlite3.Connection:
@@ -301,9 +188,6 @@ class SQLiteStore(_Hooks):
             conn.execute("PRAGMA journal_mode=WAL")  # first connection of a new file: let SQLite wait here
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(self._SCHEMA)
-            for statement in self._GEN_SCHEMA:
-                conn.execute(statement)
-            conn.execute("PRAGMA recursive_triggers=ON")   # a REPLACE's implicit delete bumps the generation
             conn.execute("PRAGMA busy_timeout=0")
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
@@ -327,83 +211,21 @@ class SQLiteStore(_Hooks):
     def _exec(self, sql: str, args=()):
         return self._retry(lambda: self._conn().execute(sql, args))
 
-    # --- the cross-request cache (class docstring) -----------------------------------------------------------
-    def _generations(self) -> dict:
-        return dict(self._exec("SELECT coll, n FROM kv_generation").fetchall())
-
-    def _cached(self, tenant, coll, subkey, load):
-        """``load()`` (stored text or rows, never decoded objects: callers may mutate what they get), reused while
-        ``coll``'s generation is the one this request saw; uncached outside a request."""
-        if tenant != CACHE_TENANT or not memo.active() or (coll not in READ_MOSTLY and coll not in WRITE_ONCE):
-            return load()
-        if self._cache_pid != os.getpid():   # a forked worker starts with its parent's cache: drop it
-            self._cache, self._cache_pid = {}, os.getpid()
-        generation = memo.cached(self._memo_key, self._generations).get(coll, 0)
-        entry = self._cache.get(coll)
-        if entry is None or entry[0] != generation or len(entry[1]) > _CACHE_MAX:
-            entry = self._cache[coll] = (generation, {})
-        values = entry[1]
-        if subkey not in values:
-            found = load()
-            if found is None and coll in WRITE_ONCE:
-                return None   # an insert does not bump a WRITE_ONCE generation: never cache an absence there
-            values[subkey] = found
-        return values[subkey]
-
-    def _written(self, tenant, coll=None) -> None:
-        """This process wrote ``coll`` (None: anything): forget what it cached of it, so the rest of the request
-        reads the new state (the trigger has told the other workers through the generation)."""
-        if coll is None:
-            self._cache.clear()
-        elif tenant in (None, CACHE_TENANT):
-            self._cache.pop(coll, None)
-
-    def _text(self, tenant, coll, key):
-        self._before_read(coll)
-        row = self._exec("SELECT value FROM kv WHERE tenant=? AND coll=? AND key=?", (tenant, coll, key)).fetchone()
-        return None if row is None else row[0]
-
     def get(self, tenant, coll, key):
-        text = self._cached(tenant, coll, key, lambda: self._text(tenant, coll, key))
-        return None if text is None else _loads(text)
-
-    def get_text(self, tenant, coll, key):
-        """The stored JSON text of a value, undecoded (a large document served as is), or None."""
-        return self._cached(tenant, coll, key, lambda: self._text(tenant, coll, key))
+        row = self._exec("SELECT value FROM kv WHERE tenant=? AND coll=? AND key=?", (tenant, coll, key)).fetchone()
+        return None if row is None else json.loads(row[0])
 
     def exists(self, tenant, coll, key):
-        if tenant == CACHE_TENANT:
-            return self.get_text(tenant, coll, key) is not None
-        self._before_read(coll)
         return self._exec("SELECT 1 FROM kv WHERE tenant=? AND coll=? AND key=?",
                           (tenant, coll, key)).fetchone() is not None
 
     def put(self, tenant, coll, key, value):
-        self._written(tenant, coll)
         self._exec("INSERT OR REPLACE INTO kv VALUES (?,?,?,?)", (tenant, coll, key, _dump(value)))
 
-    def put_many(self, rows):
-        """Write several values in one transaction (one commit: the journal's batches)."""
-        if not rows:
-            return
-        for tenant, coll, _, _ in rows:
-            self._written(tenant, coll)
-        encoded = [(tenant, coll, key, _dump(value)) for tenant, coll, key, value in rows]
-        conn = self._conn()
-        self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
-        try:
-            conn.executemany("INSERT OR REPLACE INTO kv VALUES (?,?,?,?)", encoded)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
     def add(self, tenant, coll, key, value):
-        self._written(tenant, coll)
         return self._exec("INSERT OR IGNORE INTO kv VALUES (?,?,?,?)", (tenant, coll, key, _dump(value))).rowcount == 1
 
     def delete(self, tenant, coll, key):
-        self._written(tenant, coll)
         return self._exec("DELETE FROM kv WHERE tenant=? AND coll=? AND key=?", (tenant, coll, key)).rowcount > 0
 
     def list(self, tenant, coll, prefix="", limit=None, reverse=False):
@@ -412,9 +234,7 @@ class SQLiteStore(_Hooks):
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        self._before_read(coll)
-        rows = self._cached(tenant, coll, ("list", prefix, limit, reverse), lambda: self._exec(sql, args).fetchall())
-        return [(k, _loads(v)) for k, v in rows]
+        return [(k, json.loads(v)) for k, v in self._exec(sql, args).fetchall()]
 
     @staticmethod
     def _where(tenant, coll, prefix, after=None, reverse=False) -> tuple[str, list]:
@@ -436,23 +256,20 @@ class SQLiteStore(_Hooks):
         _check_limit(limit)
         sql, args = self._where(tenant, coll, prefix, after, reverse)
         sql = "SELECT key, value FROM kv" + sql + " ORDER BY key" + (" DESC" if reverse else "") + " LIMIT ?"
-        self._before_read(coll)
         rows = self._exec(sql, args + [limit + 1]).fetchall()
-        return _cut([(k, _loads(v)) for k, v in rows], limit)
+        return _cut([(k, json.loads(v)) for k, v in rows], limit)
 
     def count(self, tenant, coll, prefix=""):
         sql, args = self._where(tenant, coll, prefix)
-        self._before_read(coll)
         return self._exec("SELECT count(*) FROM kv" + sql, args).fetchone()[0]
 
     def update(self, tenant, coll, key, fn):
-        self._written(tenant, coll)
         conn = self._conn()
         self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))  # the write lock is taken here, or retried
         try:
             row = conn.execute("SELECT value FROM kv WHERE tenant=? AND coll=? AND key=?",
                                (tenant, coll, key)).fetchone()
-            new = fn(None if row is None else _loads(row[0]))
+            new = fn(None if row is None else json.loads(row[0]))
             if new is None:
                 conn.execute("DELETE FROM kv WHERE tenant=? AND coll=? AND key=?", (tenant, coll, key))
             else:
@@ -464,7 +281,6 @@ class SQLiteStore(_Hooks):
             raise
 
     def incr(self, tenant, coll, key, by=1):
-        self._written(tenant, coll)
         row = self._exec(
             "INSERT INTO kv VALUES (?,?,?,json_object('n', ?)) ON CONFLICT(tenant, coll, key) DO UPDATE SET"
             " value = json_object('n', json_extract(value, '$.n') + ?) RETURNING json_extract(value, '$.n')",
@@ -472,18 +288,13 @@ class SQLiteStore(_Hooks):
         return int(row[0])
 
     def trim(self, tenant, coll, keep):
-        self._written(tenant, coll)
-        # a range below the (keep + 1)-th newest key: an index walk and a range delete (the former NOT IN of the
-        # newest ``keep`` keys built a temporary table and probed it per row: 11.6 -> 3.5 ms per trim of 100 of 5,100)
         cur = self._exec(
-            "DELETE FROM kv WHERE tenant=? AND coll=? AND key <= "
-            "(SELECT key FROM kv WHERE tenant=? AND coll=? ORDER BY key DESC LIMIT 1 OFFSET ?)",
-            (tenant, coll, tenant, coll, max(keep, 0)))
+            "DELETE FROM kv WHERE tenant=? AND coll=? AND key NOT IN "
+            "(SELECT key FROM kv WHERE tenant=? AND coll=? ORDER BY key DESC LIMIT ?)",
+            (tenant, coll, tenant, coll, keep))
         return cur.rowcount
 
     def clear(self, tenant=None):
-        self._before_clear()
-        self._written(tenant)
         if tenant is None:
             self._exec("DELETE FROM kv")
         else:
@@ -492,15 +303,8 @@ class SQLiteStore(_Hooks):
     def tenants(self):
         return [r[0] for r in self._exec("SELECT DISTINCT tenant FROM kv ORDER BY tenant").fetchall()]
 
-    def collections(self, tenant: str) -> list[tuple[str, int]]:
-        """(collection, item count) of every non-empty collection of ``tenant``, by name (the dashboard)."""
-        self._before_read_all()
-        rows = self._exec("SELECT coll, COUNT(*) FROM kv WHERE tenant=? GROUP BY coll ORDER BY coll",
-                          (tenant,)).fetchall()
-        return [(coll, int(n)) for coll, n in rows]
 
-
-class RedisStore(_Hooks):
+class RedisStore:
     """Redis backend for several sandbox instances sharing one state: a hash per (tenant, collection).
 
     Beside each hash a sorted set (every score 0, so members order lexicographically by UTF-8 bytes) indexes its
@@ -540,22 +344,8 @@ class RedisStore(_Hooks):
         pipe.sadd(f"{self.ns}:colls:{tenant}", coll)
 
     def get(self, tenant, coll, key):
-        raw = self.get_text(tenant, coll, key)
-        return None if raw is None else _loads(raw)
-
-    def get_text(self, tenant, coll, key):
-        """The stored JSON text of a value, undecoded (a large document served as is), or None."""
-        self._before_read(coll)
-        return self.r.hget(self._h(tenant, coll), key)
-
-    def put_many(self, rows):
-        """Write several values in one MULTI (the journal's batches)."""
-        pipe = self.r.pipeline()
-        for tenant, coll, key, value in rows:
-            pipe.hset(self._h(tenant, coll), key, _dump(value))
-            pipe.zadd(self._z(tenant, coll), {key: 0})
-            self._register(pipe, tenant, coll)
-        pipe.execute()
+        raw = self.r.hget(self._h(tenant, coll), key)
+        return None if raw is None else json.loads(raw)
 
     def exists(self, tenant, coll, key):
         return bool(self.r.hexists(self._h(tenant, coll), key))
@@ -596,7 +386,6 @@ class RedisStore(_Hooks):
     def _indexed(self, tenant, coll, command):
         """Run ``command(pipe)`` on the index in one MULTI with a size check; an index that disagrees with its hash
         (written by a version without the index) is rebuilt atomically and the command run again."""
-        self._before_read(coll)
         h, z = self._h(tenant, coll), self._z(tenant, coll)
         pipe = self.r.pipeline()
         command(pipe)
@@ -614,7 +403,7 @@ class RedisStore(_Hooks):
         if not keys:
             return []
         values = self.r.hmget(self._h(tenant, coll), keys)
-        return [(k, _loads(v)) for k, v in zip(keys, values) if v is not None]  # None: deleted meanwhile
+        return [(k, json.loads(v)) for k, v in zip(keys, values) if v is not None]  # None: deleted meanwhile
 
     def list(self, tenant, coll, prefix="", limit=None, reverse=False):
         low, high = self._bounds(prefix, None, reverse)
@@ -652,7 +441,7 @@ class RedisStore(_Hooks):
                 try:
                     pipe.watch(name)
                     raw = pipe.hget(name, key)
-                    new = fn(None if raw is None else _loads(raw))
+                    new = fn(None if raw is None else json.loads(raw))
                     pipe.multi()
                     if new is None:
                         pipe.hdel(name, key)
@@ -680,7 +469,6 @@ class RedisStore(_Hooks):
         return len(drop)
 
     def clear(self, tenant=None):
-        self._before_clear()
         tenants = [tenant] if tenant else list(self.r.smembers(f"{self.ns}:tenants"))
         for t in tenants:
             colls = self.r.smembers(f"{self.ns}:colls:{t}")
@@ -692,12 +480,6 @@ class RedisStore(_Hooks):
 
     def tenants(self):
         return sorted(t for t in self.r.smembers(f"{self.ns}:tenants") if self.r.exists(f"{self.ns}:colls:{t}"))
-
-    def collections(self, tenant: str) -> list[tuple[str, int]]:
-        """(collection, item count) of every non-empty collection of ``tenant``, by name (the dashboard)."""
-        self._before_read_all()
-        counted = [(c, self.r.hlen(self._h(tenant, c))) for c in self.r.smembers(f"{self.ns}:colls:{tenant}")]
-        return sorted((c, int(n)) for c, n in counted if n)
 
 
 def open_store(url: str) -> Store:
