@@ -285,6 +285,8 @@ def read_ahead_worker():
             if not data:
                 self._drop(sel, pending, conn)
                 return
+            if not conn.buf:   # a request begins (on a kept-alive connection too): it has the whole read-ahead time
+                conn.deadline = max(conn.deadline, time.monotonic() + READ_AHEAD_TIMEOUT)
             conn.buf += data
             if not conn.complete():
                 return
@@ -302,7 +304,23 @@ def read_ahead_worker():
         def _expire(self, sel, pending):
             now = time.monotonic()
             for conn in [c for c in pending.values() if c.deadline <= now]:
+                if not conn.buf and self._waiting(conn.sock):
+                    # an idle kept-alive connection whose next request arrived while this worker served another
+                    # one past the keep-alive deadline: closing it now would reset the client's request (seen as
+                    # "Connection reset by peer" right after a long request). It is read on the next turn, with
+                    # the budget of a new request.
+                    conn.deadline = now + READ_AHEAD_TIMEOUT
+                    continue
                 self._drop(sel, pending, conn)
+
+        @staticmethod
+        def _waiting(sock) -> bool:
+            try:
+                return bool(sock.recv(1, socket.MSG_PEEK))
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError:
+                return False
 
         @staticmethod
         def _drop(sel, pending, conn):
