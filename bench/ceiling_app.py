@@ -1,15 +1,16 @@
-"""The benchmark's ceiling: the cheapest Flask app that can answer the sandbox's three Open Finance calls.
+"""The benchmark's ceiling: the cheapest Flask app that can answer the sandbox's benchmark requests.
 
 It serves, byte for byte, the responses that ``bench/run.py`` captured from a real sandbox at the start of the
-run (same status, same Content-Type, same body, same extra header), behind the same server the sandbox uses
-(gunicorn, sync workers, same worker count, keepalive and logging settings as ``sandbox serve``). Whatever the
-sandbox is slower than this costs is the sandbox's own work: auth, store, jobs, journal, JSON.
+run (same status, same Content-Type, same body, same extra headers), behind the same server the sandbox uses
+(gunicorn with ``sandbox serve``'s read-ahead worker, same worker count, keepalive, no access log: the benchmark
+starts the sandbox with ``--quiet``). Whatever the sandbox is slower than this costs is the sandbox's own work:
+auth, store, jobs, journal, JSON.
 
 The captured responses come from a JSON file named by ``BENCH_CEILING_RESPONSES`` (or ``--responses``), loaded
-once at import::
+once at import: one entry per operation with its route (bench/flows.py ``ROUTES``)::
 
-    {"token":  {"status": 200, "content_type": "application/json", "headers": {...}, "body_b64": "..."},
-     "create": {...}, "poll": {...}}
+    {"token": {"method": "POST", "rule": "/open-finance/oauth/token", "status": 200,
+               "content_type": "application/json", "headers": {...}, "body_b64": "..."}, ...}
 
 Run: ``python bench/ceiling_app.py --port 8099 --workers 2 --responses /tmp/responses.json``
 """
@@ -19,26 +20,34 @@ import argparse
 import base64
 import json
 import os
+import sys
+from pathlib import Path
 
 from flask import Flask, Response
 
-OPERATIONS = ("token", "create", "poll")
+# captures written before the routes were in the file (token/create/poll of the report flow)
+_LEGACY = {"token": ("POST", "/open-finance/oauth/token"),
+           "create": ("POST", "/open-finance/financial-report/<customerId>"),
+           "poll": ("GET", "/open-finance/financial-report/<jobId>")}
 
 
 def _load(path: str) -> dict:
     with open(path, encoding="utf-8") as fh:
         captured = json.load(fh)
-    missing = [op for op in OPERATIONS if op not in captured]
-    if missing:
-        raise SystemExit(f"ceiling_app: {path} lacks captured responses for {', '.join(missing)}")
+    if not isinstance(captured, dict) or not captured:
+        raise SystemExit(f"ceiling_app: {path} holds no captured responses")
+    for op, spec in captured.items():
+        if "rule" not in spec and op in _LEGACY:
+            spec["method"], spec["rule"] = _LEGACY[op]
+        if not spec.get("rule") or not spec.get("method"):
+            raise SystemExit(f"ceiling_app: the capture of {op!r} in {path} has no method and rule")
     return captured
 
 
 def create_app(captured: dict) -> Flask:
     app = Flask(__name__)
 
-    def fixed(op: str):
-        spec = captured[op]
+    def fixed(op: str, spec: dict):
         body = base64.b64decode(spec["body_b64"])
         status, ctype, headers = int(spec["status"]), spec["content_type"], dict(spec.get("headers") or {})
 
@@ -48,18 +57,24 @@ def create_app(captured: dict) -> Flask:
         view.__name__ = f"ceiling_{op}"
         return view
 
-    # the same paths and methods as the sandbox (prefix /open-finance)
-    app.add_url_rule("/open-finance/oauth/token", view_func=fixed("token"), methods=["POST"])
-    app.add_url_rule("/open-finance/financial-report/<customerId>", endpoint="create", view_func=fixed("create"),
-                     methods=["POST"])
-    app.add_url_rule("/open-finance/financial-report/<jobId>", endpoint="poll", view_func=fixed("poll"),
-                     methods=["GET"])
+    for op, spec in captured.items():   # the same paths and methods as the sandbox
+        app.add_url_rule(spec["rule"], endpoint=op, view_func=fixed(op, spec), methods=[spec["method"]])
 
     @app.get("/_sandbox/health")
     def health():
         return {"status": "ok", "ceiling": True}
 
     return app
+
+
+def worker_class() -> str:
+    """``sandbox serve``'s gunicorn worker (read-ahead, keep-alive), so both servers differ only in the app."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    try:
+        from sandbox.cli import read_ahead_worker
+        return read_ahead_worker()
+    except ImportError:   # an older sandbox without it served with gunicorn's sync worker
+        return "sync"
 
 
 _PATH = os.environ.get("BENCH_CEILING_RESPONSES")
@@ -80,11 +95,11 @@ def main() -> None:
     from gunicorn.app.base import BaseApplication
 
     class _Gunicorn(BaseApplication):
-        # mirrors sandbox/cli.py serve (workers > 1) setting for setting
+        # mirrors sandbox/cli.py run_server setting for setting (the sandbox runs with --quiet: no access log)
         def load_config(self):
             self.cfg.set("bind", f"{args.host}:{args.port}")
             self.cfg.set("workers", args.workers)
-            self.cfg.set("worker_class", "sync")
+            self.cfg.set("worker_class", worker_class())
             self.cfg.set("keepalive", 5)
             self.cfg.set("accesslog", None)
             self.cfg.set("loglevel", "warning")

@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/variants.py                      # 6 s per run, 16 connections, every operation
     .venv/bin/python bench/variants.py --duration 10 --connections 64 --ops create-report
+    .venv/bin/python bench/variants.py --worker-class sync gthread read-ahead --variants "as served"
 
 Each variant is ``create_app(config)`` with some knobs of ``sandbox/config.py`` changed (ticker, journal), under
-gunicorn with the same settings as ``sandbox serve --workers 2`` (sync workers, keepalive 5), on a temporary
+gunicorn with the same settings as ``sandbox serve --workers 2`` (its read-ahead worker, keepalive 5; or, to
+choose the server by measurement, gunicorn's sync or gthread worker with ``--worker-class``), on a temporary
 SQLite store; ``sandbox serve`` itself cannot turn the ticker off, hence this script. Load, reset between runs
 and CPU accounting are those of ``bench/run.py`` (wrk required). Only 127.0.0.1 is used; every server is stopped.
 
@@ -27,7 +29,16 @@ VARIANTS = {
     "ticker off": {"TICKER": False},
     "journal off": {"TICKER": True, "JOURNAL": False},
     "ticker + journal off": {"TICKER": False, "JOURNAL": False},
+    "journal unbatched": {"TICKER": True, "JOURNAL_BATCH": False},   # each entry written by its request
 }
+
+WORKERS = {"read-ahead": ["--worker-class", "variants.ReadAhead"], "sync": ["--worker-class", "sync"],
+           "gthread": ["--worker-class", "gthread", "--threads", "4"]}
+
+if os.environ.get("BENCH_VARIANT_WORKER") == "read-ahead":   # gunicorn loads the worker class by name from here
+    sys.path.insert(0, str(HERE.parent))
+    from sandbox.cli import read_ahead_worker
+    ReadAhead = read_ahead_worker()
 
 if os.environ.get("BENCH_VARIANT_CONFIG"):  # imported by gunicorn in a variant server
     from sandbox import create_app
@@ -45,6 +56,8 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--ops", nargs="+", choices=bench.OPERATIONS, default=list(bench.OPERATIONS))
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    p.add_argument("--worker-class", nargs="+", choices=list(WORKERS), default=["read-ahead"],
+                   help="gunicorn worker(s) to serve each variant with (default: sandbox serve's read-ahead worker)")
     args = p.parse_args()
     if not 0 < args.duration <= 120:
         p.error("--duration must be in (0, 120]")
@@ -54,32 +67,33 @@ def main() -> int:
     import signal
     signal.signal(signal.SIGTERM, bench._raise_on_signal)  # stop the servers on kill too
     gunicorn = Path(sys.executable).parent / "gunicorn"
-    print(f"| variant | operation | conns | req/s | p50 ms | p99 ms | non-2xx | server cores | other cores |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| variant | worker | operation | conns | req/s | p50 ms | p99 ms | non-2xx | server cores | other cores |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     failed = False
     with tempfile.TemporaryDirectory(prefix="sandbox-variants-") as tmp:
         tmp = Path(tmp)
-        for name in args.variants:
+        for name, worker in [(n, w) for n in args.variants for w in args.worker_class]:
             port = bench.free_port()
             config = {"STORE": f"sqlite:///{tmp / f'{port}.db'}", "SEED": 1, "JOB_DELAY": 3.0, **VARIANTS[name]}
-            env = {**os.environ, "BENCH_VARIANT_CONFIG": json.dumps(config),
+            env = {**os.environ, "BENCH_VARIANT_CONFIG": json.dumps(config), "BENCH_VARIANT_WORKER": worker,
+                   "SANDBOX_JOURNAL_BATCH": "0" if config.get("JOURNAL_BATCH") is False else "1",
                    "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
-            server = bench.Server(name, [str(gunicorn), "--workers", str(args.workers), "--worker-class", "sync",
+            server = bench.Server(name, [str(gunicorn), "--workers", str(args.workers), *WORKERS[worker],
                                          "--keep-alive", "5", "--log-level", "warning", "--bind",
                                          f"{bench.HOST}:{port}", "variants:app"], port, tmp / f"{port}.log", env=env)
             try:
                 server.start()
                 server.wait_healthy()
-                caps, _ = bench.capture_flow(port)
+                caps, _ = bench.capture_flow(port, args.ops)
                 for op in args.ops:
-                    ctx = bench.fresh_state(port, caps)
+                    ctx = bench.fresh_state(port, op, caps)
                     lua = bench.write_lua(tmp / f"{port}-{op}.lua", op, ctx)
                     bench.run_wrk(port, lua, args.connections, 1)  # warm-up
                     with bench.CpuMeter(server) as meter:
                         r = bench.run_wrk(port, lua, args.connections, args.duration)
                     c = meter.result
                     failed |= bool(r["non2xx"] or r["socket_errors"])
-                    print(f"| {name} | {op} | {args.connections} | {r['rps']:,.1f} | {r['p50_ms']:.2f} "
+                    print(f"| {name} | {worker} | {op} | {args.connections} | {r['rps']:,.1f} | {r['p50_ms']:.2f} "
                           f"| {r['p99_ms']:.2f} | {r['non2xx']} | {c['server_cores']:.2f} | {c['other_cores']:.2f} |",
                           flush=True)
             except bench.BenchError as exc:

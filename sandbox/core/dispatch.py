@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, g, request, url_for
 
+from . import fastjson
 from .errors import BadRequest, MalformedBody, SandboxError, UnsupportedMediaType, ValidationFailed
 from .operations import Operation, Provider, flask_rule, param_name, with_empty_tail
 from .validation import MAX_JSON_DEPTH, json_depth_exceeds, lone_surrogate_at, printable, schema_id
@@ -209,7 +210,7 @@ def render(op: Operation, result) -> Response:
     elif isinstance(result, str):
         response = Response(result, status=status, mimetype="application/json")
     else:
-        response = Response(json.dumps(result, ensure_ascii=False, separators=(",", ":")), status=status,
+        response = Response(fastjson.dumpb(result), status=status,
                             mimetype="application/json")
     response.headers.update(headers)
     return response

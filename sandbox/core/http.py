@@ -18,7 +18,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from .clock import isoformat
-from . import memo
+from . import fastjson, memo
 from .context import VERSION, current_sandbox
 from .errors import (BadRequest, InternalError, MethodNotAllowed, NotFound, PayloadTooLarge, SandboxError,
                      UnsupportedMediaType)
@@ -45,7 +45,7 @@ def render_error(err: SandboxError) -> Response:
         body, status = {"error": {"status": err.status, "kind": err.kind, "message": err.message}}, err.status
     else:
         body, status = spec.render_error(err, g.get("op"))
-    response = Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), status=status,
+    response = Response(fastjson.dumpb(body), status=status,
                         mimetype="application/json")
     response.headers.update(getattr(err, "headers", None) or {})
     return response

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fpdf import FPDF
-
 
 def _latin1(text) -> str:
     # fpdf2's core fonts are Latin-1; other scripts (Hebrew names, Devanagari) degrade to '?'
@@ -17,6 +15,8 @@ def render_pdf(title: str, meta: list[tuple[str, str]], sections: list[tuple[str
 
     ``created`` (sandbox clock) is the document date, so the same report always renders to the same bytes.
     """
+    from fpdf import FPDF   # imported on first use: fpdf2 and fontTools are ~0.4 s of every start-up (issue 14)
+
     pdf = FPDF(format="A4")
     pdf.set_creation_date(created)
     pdf.set_auto_page_break(auto=True, margin=15)

@@ -9,15 +9,41 @@ answers "not found" (finoOS correlation endpoints), the previous results (finoOS
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Callable
 
+from . import fastjson
+from .derived import Derived
 from .errors import Accepted, Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
 _RUNS, _SUBJECTS, _RESULTS, _SEQ = "runs", "run_subjects", "run_results", "run_seq"
 WHILE_RUNNING = ("not_found", "previous", "accepted")
+# A completed run's results split into one JSON text per part, per process while the stored results are the same
+# (core/derived.py): a finoOS cockpit read decoded every part of its run (5,000 categorized bookings) per request
+_PARTS = Derived(size=32)
+
+
+class StoredResults(Mapping):
+    """A completed run's results as stored: a read-only mapping whose parts are decoded when read, each read a
+    fresh object (callers may keep or change what they get; the shared texts stay as stored)."""
+
+    def __init__(self, parts: dict[str, str]):
+        self._parts = parts
+
+    def __getitem__(self, part: str):
+        return fastjson.loads(self._parts[part])
+
+    def __contains__(self, part) -> bool:   # without decoding the part (Mapping's would)
+        return part in self._parts
+
+    def __iter__(self):
+        return iter(self._parts)
+
+    def __len__(self) -> int:
+        return len(self._parts)
 
 
 @dataclass(frozen=True)
@@ -144,7 +170,7 @@ class Runs:
         return self.get(tenant, kind, doc["completed"]) if doc and doc["completed"] else None
 
     def results(self, tenant: str, kind: str, subject: str, *, correlation_id: str | None = None,
-                while_running: str | None = None, poll: bool = False) -> dict:
+                while_running: str | None = None, poll: bool = False) -> Mapping:
         """Results of the requested run (default: the current one) once done; while it runs (or after it failed)
         the kind's ``while_running`` rule applies, overridable per call. Nothing completed yet: NotFound."""
         spec = self.kind(kind)
@@ -178,10 +204,10 @@ class Runs:
 
     # --- internals -------------------------------------------------------------------------------
     def _results(self, tenant: str, kind: str, cid: str) -> dict:
-        stored = self.store.get(tenant, _RESULTS, _key(kind, cid))
-        if stored is None:  # pruned meanwhile
+        text = self.store.get_text(tenant, _RESULTS, _key(kind, cid))
+        if text is None:  # pruned meanwhile
             raise NotFound(f"{kind} run {cid} not found", details={"correlation_id": cid})
-        return stored["results"]
+        return StoredResults(_PARTS.get((tenant, kind, cid), text, _split_results))
 
     def _view(self, spec: RunKind, record: dict, job: dict) -> dict:
         """The public run: the record plus the job's state, as far as results are concerned."""
@@ -239,3 +265,7 @@ class Runs:
         self.store.update(tenant, _SUBJECTS, _key(spec.name, record["subject"]), promote)
         if spec.on_done:
             spec.on_done(tenant, self._view(spec, {**record, "completed_at": completed_at}, job), results)
+
+
+def _split_results(text: str) -> dict[str, str]:
+    return {part: fastjson.dumps(value) for part, value in fastjson.loads(text)["results"].items()}

