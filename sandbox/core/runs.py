@@ -36,6 +36,10 @@ class StoredResults(Mapping):
     def __getitem__(self, part: str):
         return fastjson.loads(self._parts[part])
 
+    def text(self, part: str) -> str:
+        """The part's JSON text as stored, undecoded (a result served as is: no decode and re-encode)."""
+        return self._parts[part]
+
     def __contains__(self, part) -> bool:   # without decoding the part (Mapping's would)
         return part in self._parts
 

@@ -133,12 +133,13 @@ class Cockpits:
     # ================================================================================================================
     # reads
     # ================================================================================================================
-    def _typed_result(self, ctx, user_id: str, user_type: str, kind: str, *user_scopes: str) -> dict:
+    def _typed_result(self, ctx, user_id: str, user_type: str, kind: str, *user_scopes: str,
+                      raw: bool = False) -> dict | str:
         """A result of a ``user_type`` user: 404 for a user of the other type (section 10, inferred), before the
-        first run, for unknown/foreign/expired users; 403 outside the user's scopes."""
-        result = self.read_result(ctx, user_id, kind, *user_scopes)
+        first run, for unknown/foreign/expired users; 403 outside the user's scopes. ``raw``: as stored JSON text."""
+        result = self.read_result(ctx, user_id, kind, *user_scopes, raw=raw)
         user = self.live_user(ctx, user_id)
-        if user.get("type", "person") != user_type or result is None:
+        if user.get("type", "person") != user_type or result is None or result == "null":
             raise NotFound(f"The user is of type {user.get('type')}: no {user_type} result")
         return result
 
@@ -147,15 +148,15 @@ class Cockpits:
         run = self.sb.runs.last_completed(ctx.tenant, model.ANALYSIS, user_id)
         return run["id"] if run else ""
 
-    def get_person_cockpit(self, ctx, user_id: str) -> dict:
-        return self._typed_result(ctx, user_id, "person", PERSON, "cockpits")
+    def get_person_cockpit(self, ctx, user_id: str) -> str:
+        return self._typed_result(ctx, user_id, "person", PERSON, "cockpits", raw=True)
 
-    def get_company_cockpit(self, ctx, user_id: str) -> dict:
-        return self._typed_result(ctx, user_id, "company", COMPANY, "cockpits")
+    def get_company_cockpit(self, ctx, user_id: str) -> str:
+        return self._typed_result(ctx, user_id, "company", COMPANY, "cockpits", raw=True)
 
-    def get_cockpit_recommendations(self, ctx, user_id: str) -> dict:
+    def get_cockpit_recommendations(self, ctx, user_id: str) -> str:
         user_type = self.live_user(ctx, user_id).get("type", "person")
-        return self._typed_result(ctx, user_id, user_type, RECOMMENDATIONS[user_type], "cockpits")
+        return self._typed_result(ctx, user_id, user_type, RECOMMENDATIONS[user_type], "cockpits", raw=True)
 
     def get_cockpit_correlation(self, ctx, user_id: str) -> dict:
         """Section 6: the cockpit's correlation; query ``correlation-id`` asks about one specific run of this user

@@ -681,7 +681,7 @@ class Detection:
 
     # --- operations: account detection and history (section 10) ----------------------------------------------------
     def get_accounts_overview(self, ctx, user_id):
-        return self.read_result(ctx, user_id, DETECTION, "account-detection")
+        return self.read_result(ctx, user_id, DETECTION, "account-detection", raw=True)
 
     def get_account_detection_correlation(self, ctx, user_id):
         self.live_user(ctx, user_id)
@@ -691,7 +691,7 @@ class Detection:
     def get_account_history(self, ctx, user_id):
         # no "account-history" user scope exists (section 4): balances come with the banking scopes, as the
         # account-history webhook does (platform.analysis_events)
-        return self.read_result(ctx, user_id, HISTORY, *BANKING_USER_SCOPES)
+        return self.read_result(ctx, user_id, HISTORY, *BANKING_USER_SCOPES, raw=True)
 
     def get_account_history_correlation(self, ctx, user_id):
         self.live_user(ctx, user_id)

@@ -407,16 +407,17 @@ class Platform:
         returns a JSON-able dict stored with the run (kinds computed in registration order)."""
         self.result_computers[kind] = compute
 
-    def read_result(self, ctx, user_id: str, kind: str, *user_scopes: str) -> dict:
+    def read_result(self, ctx, user_id: str, kind: str, *user_scopes: str, raw: bool = False) -> dict | str:
         """The newest completed run's ``kind`` result for a live user of this tenant: 404 before the first run
-        completed (the previous run's results while a new one runs, section 6), 403 outside the user's scopes."""
+        completed (the previous run's results while a new one runs, section 6), 403 outside the user's scopes.
+        ``raw``: its stored JSON text, to serve as is (a cockpit is ~200 KB: no decode and re-encode per read)."""
         self.live_user(ctx, user_id)
         if user_scopes:
             self.require_user_scopes(ctx, *user_scopes)
         results = self.sb.runs.results(ctx.tenant, model.ANALYSIS, user_id, poll=True)
         if kind not in results:
             raise NotFound(f"No {kind} results for this user yet")
-        return results[kind]
+        return results.text(kind) if raw else results[kind]
 
     @staticmethod
     def analysis_events(user_type: str, scopes) -> list[str]:
