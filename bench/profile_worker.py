@@ -108,7 +108,6 @@ class SQLTrace:
         self.statements: Counter = Counter()
         self.transactions = 0
         self._in_tx = False
-        self._last = None
 
     def __enter__(self):
         if self.conn is not None:
@@ -120,11 +119,6 @@ class SQLTrace:
             self.conn.set_trace_callback(None)
 
     def _trace(self, sql: str):
-        # SQLite reports a statement again when it starts a trigger subprogram (the store's generation triggers on
-        # kv writes): the same write statement twice in a row is one statement
-        if sql == self._last and sql.lstrip()[:6].upper() in ("INSERT", "DELETE", "UPDATE", "REPLAC"):
-            return
-        self._last = sql
         text = " ".join(_LITERALS.sub("?", sql).split())
         self.statements[text[:110]] += 1
         head = text.split(" ", 1)[0].upper() if text else ""
