@@ -35,7 +35,7 @@ test: $(DEV_STAMP)
 	$(BIN)/pytest -n auto
 
 bench: $(DEV_STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(if $(filter-out 0,$(PEERS)),--peers)
 
 # constraints.txt from a fresh venv: the newest releases pyproject.toml allows, then `make test` before committing
 lock:

@@ -613,6 +613,78 @@ def render(results: list[dict], meta: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+# --- peers (make bench PEERS=1) ---------------------------------------------------------------------------------
+def measure_peers(results: list[dict], caps: dict, args, wrk, tmp: Path) -> dict:
+    """Prism and WireMock (bench/peers.py) under the same load runs as the ceiling: {peer: {"skipped": why} or
+    {"rows": {(op, conns): result}, "cold_start", "memory"}}."""
+    import peers
+
+    out: dict = {}
+    for name in ("prism", "wiremock"):
+        why = "needs wrk (the load generator of the other runs)" if not wrk else None
+        why = why or peers.missing(name) or peers.fetch(name, log)
+        if why:
+            log(f"peers: {name} skipped: {why}")
+            out[name] = {"skipped": why}
+            continue
+        port = free_port()
+        server = Server(name, peers.commands(name, port, tmp, caps), port, tmp / f"{name}.log")
+        try:
+            server.start()
+            cold = server.wait_healthy(timeout=180)
+            log(f"peers: {name} up on :{port} in {cold:.2f} s")
+            rows = {}
+            for r in results:
+                op, conns = r["op"], r["conns"]
+                lua = tmp / f"{op}-{conns}.lua"   # the very request the sandbox and the ceiling were loaded with
+                if args.warmup > 0:
+                    run_wrk(port, lua, conns, args.warmup, args.wrk_threads)
+                with CpuMeter(server) as meter:
+                    res = run_wrk(port, lua, conns, args.duration, args.wrk_threads)
+                res["cpu"] = meter.result
+                rows[(op, conns)] = res
+                log(f"{op:13s} c={conns:<3d} {name:8s} {res['rps']:9.1f} req/s  p50 {res['p50_ms']:7.2f} ms  "
+                    f"p99 {res['p99_ms']:7.2f} ms  non-2xx {res['non2xx']} (last {res['bad_status']})  "
+                    f"socket errors {res['socket_errors']}")
+            out[name] = {"rows": rows, "cold_start": cold, "memory": server.memory()}
+        except BenchError as exc:
+            log(f"peers: {name} failed: {exc}")
+            out[name] = {"skipped": f"failed: {str(exc).splitlines()[0]}"}
+        finally:
+            server.stop()
+    return out
+
+
+def render_peers(results: list[dict], found: dict) -> str:
+    names = {"prism": "Prism (static mock)", "wiremock": "WireMock (standalone, journal on)"}
+    out = ["", "## Peers (`make bench PEERS=1`)", "",
+           "The same requests, warm-up and duration against Prism and WireMock, each answering with the sandbox's "
+           "captured response (bench/peers.py); ratios are to the ceiling of the same run.", ""]
+    for name, got in found.items():
+        if "skipped" in got:
+            out.append(f"- {names[name]}: skipped: {got['skipped']}")
+    ran = [n for n, got in found.items() if "rows" in got]
+    if ran:
+        out += ["", "| operation | conns | sandbox req/s (p99 ms) | ceiling req/s (p99 ms) | "
+                + " | ".join(f"{n} req/s (ratio) | {n} p50 / p99 ms | {n} non-2xx" for n in ran) + " |",
+                "|---|---:|---:|---:|" + "---:|---:|---:|" * len(ran)]
+        for r in results:
+            cells = []
+            for n in ran:
+                x = found[n]["rows"].get((r["op"], r["conns"]))
+                ratio = x["rps"] / r["ceiling"]["rps"] if x and r["ceiling"]["rps"] else None
+                cells.append(f"{fmt(x['rps'])} ({fmt(ratio, 2)}) | {fmt(x['p50_ms'], 2)} / {fmt(x['p99_ms'], 2)} | "
+                             f"{x['non2xx']}" if x else "– | – | –")
+            out.append(f"| {r['op']} | {r['conns']} | {fmt(r['sandbox']['rps'])} ({fmt(r['sandbox']['p99_ms'], 2)}) "
+                       f"| {fmt(r['ceiling']['rps'])} ({fmt(r['ceiling']['p99_ms'], 2)}) | " + " | ".join(cells) + " |")
+        out.append("")
+        for n in ran:
+            mem = found[n]["memory"]
+            out.append(f"- {names[n]}: start-up {fmt(found[n]['cold_start'], 2)} s, RSS after the load "
+                       f"{fmt(mem['rss_mb'])} MB ({mem['processes']} processes)")
+    return "\n".join(out) + "\n"
+
+
 def tree_state() -> str:
     """The commit under test and whether sandbox/ has uncommitted changes (read-only git, no index lock)."""
     def git(*cmd):
@@ -755,6 +827,8 @@ def parse_args(argv=None):
                    help="seconds the whole run may spend waiting for other processes to calm down before the first "
                         "load and before each re-measurement (default 120; 0: never wait)")
     p.add_argument("--no-install", action="store_true", help="never apt-get install wrk")
+    p.add_argument("--peers", action="store_true", default=os.environ.get("PEERS", "") not in ("", "0"),
+                   help="also load Prism and WireMock with the same responses (make bench PEERS=1; needs npx, java)")
     p.add_argument("--output", type=Path, default=HERE / "results" / "latest.md")
     p.add_argument("--json", type=Path, default=None, help="also write the raw numbers as JSON here")
     args = p.parse_args(argv)
@@ -872,6 +946,8 @@ def main(argv=None) -> int:
                 if srv.proc.poll() is not None:
                     raise BenchError(f"{srv.name} died during the load:\n{srv.log_tail()}")
             table = render(results, meta)
+            if args.peers:
+                table += render_peers(results, measure_peers(results, caps, args, wrk, tmp))
             try:   # heavy paths of the providers, timed in-process (bench/analysis.py)
                 from analysis import report_lines
                 table += "\n".join(report_lines()) + "\n"

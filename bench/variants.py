@@ -33,7 +33,19 @@ VARIANTS = {
 }
 
 WORKERS = {"read-ahead": ["--worker-class", "variants.ReadAhead"], "sync": ["--worker-class", "sync"],
-           "gthread": ["--worker-class", "gthread", "--threads", "4"]}
+           "gthread": ["--worker-class", "gthread", "--threads", "4"],
+           "granian": []}   # not gunicorn: granian's WSGI mode (Rust HTTP server, one blocking thread per worker)
+
+
+def server_command(worker: str, workers: int, host: str, port: int) -> list[str]:
+    """The command serving ``variants:app`` with ``worker``: a gunicorn worker class, or granian."""
+    bin_dir = Path(sys.executable).parent
+    if worker == "granian":
+        return [str(bin_dir / "granian"), "--interface", "wsgi", "--workers", str(workers), "--blocking-threads",
+                "1", "--http", "1", "--no-ws", "--log-level", "warning", "--host", host, "--port", str(port),
+                "variants:app"]
+    return [str(bin_dir / "gunicorn"), "--workers", str(workers), *WORKERS[worker], "--keep-alive", "5",
+            "--log-level", "warning", "--bind", f"{host}:{port}", "variants:app"]
 
 if os.environ.get("BENCH_VARIANT_WORKER") == "read-ahead":   # gunicorn loads the worker class by name from here
     sys.path.insert(0, str(HERE.parent))
@@ -57,7 +69,8 @@ def main() -> int:
     p.add_argument("--ops", nargs="+", choices=bench.OPERATIONS, default=list(bench.OPERATIONS))
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     p.add_argument("--worker-class", nargs="+", choices=list(WORKERS), default=["read-ahead"],
-                   help="gunicorn worker(s) to serve each variant with (default: sandbox serve's read-ahead worker)")
+                   help="server(s) for each variant: gunicorn's read-ahead (sandbox serve's, the default), sync or "
+                        "gthread worker, or granian's WSGI mode")
     args = p.parse_args()
     if not 0 < args.duration <= 120:
         p.error("--duration must be in (0, 120]")
@@ -66,7 +79,6 @@ def main() -> int:
         return 1
     import signal
     signal.signal(signal.SIGTERM, bench._raise_on_signal)  # stop the servers on kill too
-    gunicorn = Path(sys.executable).parent / "gunicorn"
     print("| variant | worker | operation | conns | req/s | p50 ms | p99 ms | non-2xx | server cores | other cores |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     failed = False
@@ -78,9 +90,12 @@ def main() -> int:
             env = {**os.environ, "BENCH_VARIANT_CONFIG": json.dumps(config), "BENCH_VARIANT_WORKER": worker,
                    "SANDBOX_JOURNAL_BATCH": "0" if config.get("JOURNAL_BATCH") is False else "1",
                    "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
-            server = bench.Server(name, [str(gunicorn), "--workers", str(args.workers), *WORKERS[worker],
-                                         "--keep-alive", "5", "--log-level", "warning", "--bind",
-                                         f"{bench.HOST}:{port}", "variants:app"], port, tmp / f"{port}.log", env=env)
+            if worker == "granian" and not (Path(sys.executable).parent / "granian").exists():
+                bench.log("granian is not installed (pip install granian, or make bench installs the dev extras)")
+                failed = True
+                continue
+            server = bench.Server(name, server_command(worker, args.workers, bench.HOST, port), port,
+                                  tmp / f"{port}.log", env=env)
             try:
                 server.start()
                 server.wait_healthy()
