@@ -255,9 +255,10 @@ def read_ahead_worker():
                 sel.close()
 
         def _accept(self, sel, pending, listener):
-            # one per wake-up: kept-alive connections stay with the worker that accepted them, so a burst of new
-            # connections must be shared out; taking several at once let one worker hold every connection of a
-            # load test (0.86 vs 0.00 cores, issue 14). The listener stays readable: the next turn takes the next.
+            # one per wake-up: kept-alive connections stay with the worker that accepted them, and taking eight at
+            # once let one worker hold every connection of a load test (0.86 vs 0.00 cores, issue 14). One per
+            # turn gives the other workers a chance at a burst but no even split (a worker looping faster still
+            # takes most: bench/README.md). The listener stays readable: the next turn takes the next.
             for _ in range(1):
                 try:
                     client, addr = listener.accept()
