@@ -1,6 +1,7 @@
-"""Issue 14 (performance): what the speed-ups must not break. Expired tokens are purged so the store stops growing; the journal's batches are written
-before any read, reset or clean exit; the stored report, YAML loader, Ledger.to_json, orjson and the compiled
-validator give what the slower code gave."""
+"""Issue 14 (performance): what the speed-ups must not break. Expired tokens are purged so the store stops
+growing; the journal's batches are written before any read, reset or clean exit; the stored report, YAML loader,
+Ledger.to_json, orjson and the compiled validator give what the slower code gave; values derived from a stored
+document (core/derived.py) follow every change of it."""
 from __future__ import annotations
 
 import dataclasses

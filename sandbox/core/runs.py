@@ -23,7 +23,7 @@ _RUNS, _SUBJECTS, _RESULTS, _SEQ = "runs", "run_subjects", "run_results", "run_s
 WHILE_RUNNING = ("not_found", "previous", "accepted")
 # A completed run's results split into one JSON text per part, per process while the stored results are the same
 # (core/derived.py): a finoOS cockpit read decoded every part of its run (5,000 categorized bookings) per request
-_PARTS = Derived(size=32)
+_PARTS = Derived(size=16)
 
 
 class StoredResults(Mapping):

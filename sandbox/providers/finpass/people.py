@@ -15,15 +15,15 @@ from ...ledger import generate_ledger
 from ...ledger.models import Ledger, ledger_from_json
 
 _PEOPLE, _PANS, _LEDGERS = "finpass.people", "finpass.pans", "finpass.ledgers"
+MONTHS = 13   # a year of statements plus the running month (finpass.md section 11)
+IST = timezone(timedelta(hours=5, minutes=30))   # Finpass dates are Indian (finpass.md s.4 "+05:30" timestamps)
 # decoded ledgers, reused while the stored text is the same (core/derived.py): a fetch report decoded the
 # person's 13-month ledger six times per request (issue 14)
-_LEDGER_CACHE = Derived(size=16)
+_LEDGER_CACHE = Derived(size=8)
 
 
 def _decode(text: str) -> Ledger:
     return ledger_from_json(fastjson.loads(text))
-MONTHS = 13   # a year of statements plus the running month (finpass.md section 11)
-IST = timezone(timedelta(hours=5, minutes=30))   # Finpass dates are Indian (finpass.md s.4 "+05:30" timestamps)
 
 
 class People:

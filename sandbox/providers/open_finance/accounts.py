@@ -468,7 +468,8 @@ class Accounts:
 
         bind = json.dumps([wanted, kind, date_from, date_to, dups], sort_keys=True)
         narrowed = bool(fields or date_from or date_to or kind)
-        page = open_finance_page(items, q, filter=keep if narrowed else None, default_limit=OPEN_FINANCE_MAX_TRANSACTIONS,
+        page = open_finance_page(items, q, filter=keep if narrowed else None,
+                                 default_limit=OPEN_FINANCE_MAX_TRANSACTIONS,
                                  max_limit=OPEN_FINANCE_MAX_TRANSACTIONS, over_max="clamp", bind=bind,
                                  secret=ctx.sandbox.cursor_secret(ctx.tenant))
         changes = self._changes(ctx.tenant, ctx.user)
