@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
+import zipfile
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -127,6 +129,13 @@ def test_xlsx_export_is_deterministic_and_complete():
     document = bsa.export_document(doc)
     first, second = bsa.export_xlsx(document), bsa.export_xlsx(json.loads(json.dumps(document)))
     assert first == second
+    # the document's own dates, never the wall clock (openpyxl's save stamps "modified" with now: a second ticking
+    # between the two exports above made them differ)
+    with zipfile.ZipFile(io.BytesIO(first)) as zf:
+        core = zf.read("docProps/core.xml").decode()
+    stamps = re.findall(r"<dcterms:(created|modified)[^>]*>([^<]+)<", core)
+    day = (document["account_info"] or {}).get("generation_date") or document["statement_period"]["to"]
+    assert len(stamps) == 2 and {value for _, value in stamps} == {f"{day}T00:00:00Z"}, core
     wb = load_workbook(io.BytesIO(first))
     summary = dict(wb["Summary"].iter_rows(min_row=2, values_only=True))
     assert summary["transaction_count"] == len(st.lines)

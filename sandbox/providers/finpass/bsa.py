@@ -227,7 +227,12 @@ def export_xlsx(document: dict) -> bytes:
     wb.properties.created = wb.properties.modified = datetime.fromisoformat(stamp + "T00:00:00")
     wb.properties.creator = "provider-sandbox (Finpass BSA)"
     raw = io.BytesIO()
-    wb.save(raw)
+    # openpyxl's Workbook.save stamps ``modified`` with the wall clock (writer/excel.py save_workbook): two exports
+    # a second apart differed. Its writer alone keeps the stamp set above.
+    from openpyxl.writer.excel import ExcelWriter
+
+    with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        ExcelWriter(wb, archive).save()
     return _fixed_zip(raw.getvalue())
 
 
