@@ -212,25 +212,8 @@ def _tenant_arg(name: str = "tenant", *, required: bool = True, source=None, ext
 
 
 def collections(store, tenant: str) -> list[tuple[str, int]]:
-    """(collection, item count) of one tenant's store namespace, sorted by name.
-
-    The Store protocol has no such listing yet: a store offering ``collections(tenant)`` is asked; otherwise each
-    built-in backend is read the way its own ``tenants()`` reads it."""
-    listed = getattr(store, "collections", None)
-    if callable(listed):
-        return sorted(listed(tenant))
-    if hasattr(store, "_data"):                                    # MemoryStore
-        with store._lock:
-            names = [c for (t, c), items in store._data.items() if t == tenant and items]
-    elif hasattr(store, "_exec"):                                  # SQLiteStore
-        rows = store._exec("SELECT coll, COUNT(*) FROM kv WHERE tenant=? GROUP BY coll", (tenant,)).fetchall()
-        return sorted((r[0], int(r[1])) for r in rows)
-    elif hasattr(store, "r") and hasattr(store, "ns"):             # RedisStore
-        names = list(store.r.smembers(f"{store.ns}:colls:{tenant}"))
-    else:
-        return []
-    counted = [(name, store.count(tenant, name)) for name in names]
-    return sorted((n, c) for n, c in counted if c)
+    """(collection, item count) of one tenant's store namespace, sorted by name (``Store.collections``)."""
+    return sorted(store.collections(tenant))
 
 
 def _own_clock(sb, tenant: str) -> bool:

@@ -21,6 +21,8 @@ import time
 import weakref
 from urllib.parse import parse_qsl, unquote_plus
 
+from .clock import GLOBAL as _GLOBAL   # the sandbox's own tenant
+
 _COLL = "journal"
 REDACTED = "[redacted]"
 BODY_LIMIT = 2048
@@ -147,7 +149,6 @@ MAX_PENDING = 2000      # entries buffered at most: beyond, the recording reques
 BARRIER_TIMEOUT = 1.0   # seconds a journal read waits at most for other workers' buffers
 # Markers of processes with unwritten entries live beside the entries (the journal collection of the sandbox's own
 # tenant, which records no requests), so whatever ignores the journal ignores them too.
-_GLOBAL = "_sandbox"
 _MARKER = "pending|"
 _QUIET = threading.local()   # set while a flush or a barrier reads the journal itself: no barrier inside a barrier
 
@@ -297,12 +298,7 @@ class Journal:
                 return 0
             rows = [(tenant, _COLL, key, entry) for tenant, key, entry in batch]
             try:
-                put_many = getattr(self.store, "put_many", None)
-                if put_many:
-                    put_many(rows)   # one transaction: all or nothing
-                else:
-                    for row in rows:
-                        self.store.put(*row)
+                self.store.put_many(rows)   # one transaction: all or nothing
                 self._failed_rounds = 0
             except Exception:
                 batch = self._one_by_one(batch)
@@ -335,7 +331,7 @@ class Journal:
             log.warning("journal: %d of %d entries could not be stored and were dropped", len(failed), len(batch))
             return []
         if failed:
-            self._failed_rounds = getattr(self, "_failed_rounds", 0) + 1
+            self._failed_rounds += 1
             if self._failed_rounds >= 3 or len(failed) == 1:
                 log.warning("journal: %d entries dropped after the store refused them", len(failed))
                 self._failed_rounds = 0

@@ -14,6 +14,8 @@ import time
 from bisect import bisect_left, bisect_right
 from typing import Callable, Protocol
 
+from .fastjson import dumps as _dump, loads as _loads   # orjson, with the json module's exact results
+
 
 class Store(Protocol):
     def get(self, tenant: str, coll: str, key: str) -> dict | None: ...
@@ -33,9 +35,7 @@ class Store(Protocol):
     def count(self, tenant: str, coll: str, prefix: str = "") -> int: ...
     def clear(self, tenant: str | None = None) -> None: ...
     def tenants(self) -> list[str]: ...
-
-
-from .fastjson import dumps as _dump, loads as _loads  # noqa: E402  (orjson with the json module's results)
+    def collections(self, tenant: str) -> list[tuple[str, int]]: ...
 
 
 def prefix_end(prefix: str) -> str | None:
@@ -213,7 +213,6 @@ class SQLiteStore(_Hooks):
 
     SQLite's own busy handler sleeps 1, 2, 5, 10... ms on a writer conflict; with several workers that dominates
     latency, so conflicts are retried here after 50-2000 microseconds instead (busy_timeout stays 0).
-
     """
 
     RETRY_FOR = 30.0

@@ -185,9 +185,7 @@ class OpenFinanceService(*AREAS):
     def _report_text(self, tenant: str, report_key: str) -> str:
         """A stored report as compact JSON text, read without decoding it (``Store.get_text``); a report stored by
         an older version as ``{"json": "<text>"}`` still reads."""
-        get_text = getattr(self.sb.store, "get_text", None)
-        text = get_text(tenant, _REPORTS, report_key) if get_text else _dumps(self.sb.store.get(tenant, _REPORTS,
-                                                                                                 report_key))
+        text = self.sb.store.get_text(tenant, _REPORTS, report_key)
         if text.startswith('{"json":"'):   # legacy record: the report text escaped inside a string
             return json.loads(text)["json"]
         return text
