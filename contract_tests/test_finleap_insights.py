@@ -413,9 +413,16 @@ def test_get_risk_report_of_the_risky_persona(fx):
     assert indicators["returned_direct_debits"]["count"] == len(returned)
 
 
+def _income_count(txns: list[dict], since: str, until: str) -> int:
+    """Income bookings in [since, until] as the risk report counts them: credits in the income category group."""
+    return sum(1 for t in txns if since <= t["booking_date"] <= until and t["categories"][0]["id"] == 1
+               and money(t["amount"]) > 0)
+
+
 def test_ongoing_risk_report_is_recomputed_on_read_and_one_time_is_not(fx):
     """s.9 (inferred): a one-time report is computed over the months before its flow; an ongoing one over the
-    months before today, on every read. The clock moves through the control API only."""
+    months before today, on every read. The clock moves through the control API only; each expected count is
+    computed from the bookings /rest/transactions serves, for the window of that day."""
     once_id, once_h = fx.connect("create_onetime_risk_report_link", reporting_period=4)
     once_refresh = fx.last_tokens["refresh_token"]
     body = {"redirect_uri": CALLBACK, "user_id": "risk-user-1@example.com", "reporting_period": 4}
@@ -428,20 +435,37 @@ def test_ongoing_risk_report_is_recomputed_on_read_and_one_time_is_not(fx):
     ongoing = fx.ok("get_risk_report", headers=ongoing_h, path_params={"id": link.json["id"]}).json
     assert ongoing["period"] == once["period"] == 4
     assert len(ongoing["accounts"]) == len(fx.accounts(ongoing_h))
-    fx.control.clock("advance", seconds=62 * 86400)       # two new months, no new bookings (no sync)
+    txns = fx.transactions(ongoing_h)
+    today = date.fromisoformat(fx.control.clock("advance", seconds=0)["now"][:10])   # the (frozen) sandbox day
+    assert ongoing["income"]["summary"]["count"] == _income_count(txns, *_window(today, 4)) > 0
 
-    def refreshed(refresh_token: str) -> dict:
-        r = fx.call("create_token", json_body={"grant_type": "refresh_token", "refresh_token": refresh_token},
+    refresh = {"ongoing": tokens["refresh_token"], "once": once_refresh}
+
+    def refreshed(which: str) -> dict:
+        """A fresh access token for the flow (refresh tokens rotate: the answer's replaces the one used)."""
+        r = fx.call("create_token", json_body={"grant_type": "refresh_token", "refresh_token": refresh[which]},
                     headers=fx.basic())
         status_in(r, 200)
+        refresh[which] = r.json.get("refresh_token", refresh[which])
         return {"Authorization": "Bearer " + r.json["access_token"]}
 
-    later = fx.ok("get_risk_report", headers=refreshed(tokens["refresh_token"]),
-                  path_params={"id": link.json["id"]}).json
-    # the window moved by two months past the last booking: fewer bookings are inside it
-    assert later["income"]["summary"]["count"] < ongoing["income"]["summary"]["count"]
+    # two new months, no new bookings (no sync): the window moves by two months, half of it past the last booking
+    later_day = date.fromisoformat(fx.control.clock("advance", seconds=62 * 86400)["now"][:10])
+    h = refreshed("ongoing")
+    later = fx.ok("get_risk_report", headers=h, path_params={"id": link.json["id"]}).json
+    assert fx.transactions(h) == txns
+    assert later["income"]["summary"]["count"] == _income_count(txns, *_window(later_day, 4))
     assert later["accounts"][0]["last_transaction_on"] == ongoing["accounts"][0]["last_transaction_on"]
-    assert fx.ok("get_risk_report", headers=refreshed(once_refresh), path_params={"id": once_id}).json == once
+    once_later = fx.ok("get_risk_report", headers=refreshed("once"), path_params={"id": once_id}).json
+    # seven months on (refreshing within the 90-day refresh-token life), the whole window is past the last booking
+    for _ in range(2):
+        fx.control.clock("advance", seconds=80 * 86400)
+        refreshed("once"), refreshed("ongoing")
+    gone = fx.ok("get_risk_report", headers=refreshed("ongoing"), path_params={"id": link.json["id"]}).json
+    assert gone["income"]["summary"]["count"] == gone["expenses"]["summary"]["count"] == 0
+    assert gone["accounts"][0]["last_transaction_on"] == ongoing["accounts"][0]["last_transaction_on"]
+    assert once_later == once
+    assert fx.ok("get_risk_report", headers=refreshed("once"), path_params={"id": once_id}).json == once
 
 
 def test_get_risk_report_refusals(fx):
