@@ -23,6 +23,9 @@ DEFAULTS: dict = {
     "FINLEAP_REFRESH_TTL": 7776000.0,  # refresh token 90 days
     "FINLEAP_WIDGET_TTL": 3600.0,      # widget link validity (inferred)
     "FINLEAP_LEGACY_CODES": False,     # "O..." codes for the legacy python-figo SDK
+    "FINLEAP_ONETIME_RETENTION": 0.0,  # finleap-products.md s.3: one-time data deleted N s after its flow (0 = keep)
+    "FINLEAP_CONSENT_DAYS": 180.0,     # finleap-products.md s.3: an access's consent lasts ~180 days (D-ri)
+    "FINLEAP_AUTOSYNC_HOURS": 6.0,     # finleap-products.md s.3: autosync <= 4x a day on /rest reads (0 = off)
     "CATALOGUE": "",                   # another catalogue.yaml (default: the vendored sandbox/spec/catalogue.yaml)
     "PUBLIC_URL": "",                  # base URL of handed-out links (empty: loopback Host, else 127.0.0.1)
     "ADMIN_TOKEN": "",                 # required on /_sandbox/* when set (and to bind a non-loopback address)

@@ -226,6 +226,7 @@ def _handler(sandbox, decl: Provider, op: Operation, service):
             return page(ctx, **path)
         return view
     method = getattr(service, op.name)
+    before = getattr(service, decl.before) if decl.before else None
 
     def view(**path):
         ctx = g.ctx = Ctx(sandbox, decl, op, service, path)
@@ -244,6 +245,8 @@ def _handler(sandbox, decl: Provider, op: Operation, service):
         if scheme is not None and scheme.needs_body:
             scheme.resolve(ctx)
             _nest(ctx)
+        if before is not None:
+            before(ctx)
         return render(op, method(ctx, **path))
     return view
 

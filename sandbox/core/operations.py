@@ -101,6 +101,9 @@ class Provider:
                                                         # provider's schemas ("defs/webhook_connection_status")
     tenant_header: str | None = None                    # a header naming a sub-tenant within the client (finoOS
                                                         # TenantID): applied right after auth, before parsing
+    before: str | None = None                           # service method name called with the ctx of every
+                                                        # operation after auth and validation, before the
+                                                        # operation (lazy lifecycle work, e.g. finX autosync)
 
 
 def page_methods(*methods: str):

@@ -71,5 +71,6 @@ PROVIDER = Provider(
     pages_dir=str(Path(__file__).with_name("pages")),
     scenarios=SCENARIOS,
     fire_webhook="fire_webhook",
+    before="before_operation",   # finleap-products.md s.3: one-time retention and autosync, lazily on /rest/* calls
     webhooks={"notification": "defs/webhook_notification"},   # the payload each event carries (s.7)
 )

@@ -36,6 +36,8 @@ _USERS, _ACCESSES, _ACCOUNTS, _TXNS, _REPORTS, _RECEIPTS = (
 ACCESS_KINDS = ("access", "ongoing-access")
 PAYMENT_KINDS = ("payment", "ongoing-payment")
 RISK_KINDS = ("risk-report", "ongoing-risk-report")
+# finleap-products.md s.3: a sync after the consent ended fails like other bank failures (same code)
+CONSENT_EXPIRED = {"message": "Consent expired, renew via /ongoing/sync", "code": 1000, "description": "Bank error"}
 ONGOING_KINDS = ("ongoing-access", "ongoing-sync", "ongoing-payment", "ongoing-risk-report")
 # Client products (finleap-products.md s.2, inferred 403 code 1002): a client whose finleap scope list (control API
 # POST /_sandbox/clients {"scopes": {"finleap": [...]}}) names any "product:<name>" has only the products it names;
@@ -77,6 +79,10 @@ class FinleapService(Insights):
         self.widget_ttl = float(cfg["FINLEAP_WIDGET_TTL"])
         # D-rcpt: a receipt is readable for 1 h after the payment (finleap-products.md s.8)
         self.receipt_ttl = float(cfg.get("FINLEAP_RECEIPT_TTL", 3600.0))
+        # finleap-products.md s.3 (inferred): one-time retention (0 = keep), consent lifetime, autosync interval
+        self.onetime_retention = float(cfg.get("FINLEAP_ONETIME_RETENTION", 0.0))
+        self.consent_days = float(cfg.get("FINLEAP_CONSENT_DAYS", 180.0))
+        self.autosync_hours = float(cfg.get("FINLEAP_AUTOSYNC_HOURS", 6.0))
         sandbox.jobs.register_default(SYNC_KIND, {"mode": "auto", "seconds": 2.0, "polls": 1})
         sandbox.jobs.on_transition(SYNC_KIND, self._on_sync_transition)
         widget.register(sandbox.flows, self)
@@ -350,8 +356,9 @@ class FinleapService(Insights):
             access_id = self.sb.store.get(tenant, _ACCOUNTS, flow["debtor_account"])["access_id"]
         else:
             access_id, account_ids = self._connect_accounts(tenant, flow, user_id, account_refs, now, seed)
+        onetime = {"onetime": True, "connected_at": isoformat(now)} if kind not in ONGOING_KINDS else {}
         self.sb.store.update(tenant, _USERS, user_id, lambda u: {
-            **(u or {"id": user_id, "saved_credentials": {}}),
+            **(u or {"id": user_id, "saved_credentials": {}}), **onetime,
             "flows": sorted(set((u or {}).get("flows", []) + [flow["id"]])),
             "accesses": sorted(set((u or {}).get("accesses", []) + ([access_id] if access_id else []))),
             "saved_credentials": {**(u or {}).get("saved_credentials", {}), **(
@@ -407,17 +414,30 @@ class FinleapService(Insights):
             for t in txns:
                 store_txns.put(t["transaction_id"], t)
         saved = bool(flow.get("save_credentials"))
+        # finleap-products.md s.3 (inferred): auto_sync = secrets saved; the consent given now lasts
+        # FINLEAP_CONSENT_DAYS; the connection itself is the access's first sync
+        consent = isoformat(now + timedelta(days=self.consent_days))
         access = {"id": access_id, "user_id": user_id, "flow_id": flow["id"], "access_method_id": bank["id"],
                   "provider": {"id": bank["id"], "name": bank["name"], "bic": bank["bic"],
                                "bank_code": bank["bank_code"], "country": "DE"},
-                  "save_secrets": saved, "auto_sync": True, "created_at": isoformat(now),
+                  "save_secrets": saved, "auto_sync": saved, "created_at": isoformat(now),
                   "accounts": account_ids, "scenario": flow.get("username") or data.MOCK_USERNAME,
-                  "current_sync": None, "months": flow["period"]}
+                  "current_sync": None, "months": flow["period"], "consent_expires_at": consent,
+                  "last_sync_at": isoformat(now)}
         if existing is not None:   # multibanking: a later flow at the same bank adds its accounts to the access
+            saved = bool(existing.get("save_secrets")) or saved   # and its SCA renews the consent
             access = {**existing, "accounts": list(dict.fromkeys(existing["accounts"] + account_ids)),
-                      "save_secrets": existing.get("save_secrets") or saved}
+                      "save_secrets": saved, "auto_sync": saved, "consent_expires_at": consent}
         self.sb.store.put(tenant, _ACCESSES, access_id, access)
+        self._mark_auto_sync(tenant, access)
         return access_id, account_ids
+
+    def _mark_auto_sync(self, tenant: str, access: dict) -> None:
+        """Each account of the access shows the access's ``auto_sync`` (finleap.md s.6 account field)."""
+        for account_id in access["accounts"]:
+            account = self.sb.store.get(tenant, _ACCOUNTS, account_id)
+            if account is not None and account.get("auto_sync") != access["auto_sync"]:
+                self.sb.store.put(tenant, _ACCOUNTS, account_id, {**account, "auto_sync": access["auto_sync"]})
 
     def _sync_in_flow(self, tenant: str, flow: dict, user_id: str) -> list[str]:
         """Ongoing sync (s.4, [PFM-branch]): one sync per access owning the flow's accounts, COMPLETED before the
@@ -431,8 +451,13 @@ class FinleapService(Insights):
                                 data={"access_id": access_id, "disable_notifications": False, "redirect_uri": None,
                                       "state": None, "sca_location": None, "flow_id": flow["id"]})
             self.sb.jobs.complete(tenant, sync_id)
-            self.sb.store.update(tenant, _ACCESSES, access_id, lambda a: {
-                **a, "current_sync": sync_id, "save_secrets": a.get("save_secrets") or bool(flow.get("save_credentials"))})
+            renewed = isoformat(self.sb.clock.now(tenant) + timedelta(days=self.consent_days))   # a new SCA (s.3)
+            saved = bool(self.sb.store.get(tenant, _ACCESSES, access_id).get("save_secrets")) or \
+                bool(flow.get("save_credentials"))
+            access = self.sb.store.update(tenant, _ACCESSES, access_id, lambda a: {
+                **a, "current_sync": sync_id, "save_secrets": saved, "auto_sync": saved,
+                "consent_expires_at": renewed})
+            self._mark_auto_sync(tenant, access)
             syncs.append(sync_id)
         flow["sync_ids"] = syncs
         return list(flow["sync_accounts"])
@@ -558,6 +583,9 @@ class FinleapService(Insights):
             record = self.sb.auth.consume(PROVIDER, body["refresh_token"], "refresh", client_id=client["client_id"])
             if record is None:
                 raise InvalidGrant("The refresh token is invalid, expired or was already rotated.")
+            user = self.sb.store.get(ctx.tenant, _USERS, record["subject"])
+            if user is not None and self._retired(ctx.tenant, user):   # finleap-products.md s.3 (inferred)
+                raise InvalidGrant("The data of this one-time flow was deleted after its retention time.")
         return self._issue_pair(client, record)
 
     def _issue_pair(self, client: dict, grant: dict) -> dict:
@@ -797,6 +825,92 @@ class FinleapService(Insights):
     def delete_notification(self, ctx, notification_id: str) -> None:
         self.sb.webhooks.unsubscribe(ctx.tenant, PROVIDER, self._notification(ctx, notification_id)["id"])
 
+    # --- lifecycle: one-time retention, consent, autosync (finleap-products.md s.3, inferred) ----------------------
+    def before_operation(self, ctx) -> None:
+        """Every /rest/* call of an end user: one-time data past FINLEAP_ONETIME_RETENTION is deleted (404, code
+        1004); every GET first runs the due autosyncs of the user's accesses. Lazy, so it works across workers."""
+        tok = ctx.token
+        if tok is None or not ctx.op.path.startswith("/rest/"):
+            return
+        tenant = tok["tenant"]
+        user = self.sb.store.get(tenant, _USERS, tok["subject"])
+        if user is None:
+            return
+        if self._retired(tenant, user):
+            raise NotFound("The data of this one-time flow was deleted after its retention time.")
+        if ctx.op.method == "GET":
+            self._autosync(tenant, user)
+
+    def _retired(self, tenant: str, user: dict) -> bool:
+        """True once a one-time user's data is past its retention; the data is then deleted (a tombstone keeps the
+        user so later calls and refreshes are refused alike)."""
+        if user.get("deleted"):
+            return True
+        if not self.onetime_retention or not user.get("onetime"):
+            return False
+        end = parse_instant(user["connected_at"]) + timedelta(seconds=self.onetime_retention)
+        if self.sb.clock.now(tenant) < end:
+            return False
+        for access_id in user.get("accesses", []):
+            access = self.sb.store.get(tenant, _ACCESSES, access_id)
+            for account_id in (access or {}).get("accounts", []):
+                self._txns(tenant, account_id).clear()
+                self.sb.store.delete(tenant, _ACCOUNTS, account_id)
+            self.sb.store.delete(tenant, _ACCESSES, access_id)
+        for flow_id in user.get("flows", []):
+            self.sb.store.delete(tenant, _REPORTS, flow_id)
+        self.sb.store.put(tenant, _USERS, user["id"], {"id": user["id"], "onetime": True, "deleted": True,
+                                                        "connected_at": user["connected_at"], "flows": user["flows"],
+                                                        "accesses": [], "saved_credentials": {}})
+        return True
+
+    def _consent_expired(self, access: dict, now) -> bool:
+        """The access's consent (FINLEAP_CONSENT_DAYS from its last SCA) is over: autosync stops, syncs fail."""
+        until = access.get("consent_expires_at")
+        end = parse_instant(until) if until else \
+            parse_instant(access["created_at"]) + timedelta(days=self.consent_days)
+        return now >= end
+
+    def _autosync(self, tenant: str, user: dict) -> None:
+        """Run an instant sync (create_sync's path: new bookings carry its id, notifications fire) for each access
+        with saved credentials whose last sync is FINLEAP_AUTOSYNC_HOURS old, while its consent lasts. An SCA
+        scenario cannot sync unattended; a running sync is left alone; one worker claims each due sync."""
+        if self.autosync_hours <= 0:
+            return
+        now = self.sb.clock.now(tenant)
+        every = timedelta(hours=self.autosync_hours)
+
+        def due(access: dict | None) -> bool:
+            return bool(access and access.get("auto_sync") and not access["scenario"].endswith("+sca")
+                        and not self._consent_expired(access, now)
+                        and now >= parse_instant(access.get("last_sync_at") or access["created_at"]) + every)
+
+        for access_id in user.get("accesses", []):
+            access = self.sb.store.get(tenant, _ACCESSES, access_id)
+            if not due(access):
+                continue
+            running = access.get("current_sync") and self.sb.jobs.peek(tenant, access["current_sync"])
+            if running and not self.sb.jobs.is_final(running):
+                continue
+            claimed = []
+
+            def claim(a):
+                if not due(a):
+                    return a
+                claimed.append(True)
+                return {**a, "last_sync_at": isoformat(now)}
+
+            self.sb.store.update(tenant, _ACCESSES, access_id, claim)
+            if not claimed:
+                continue   # another request claimed it first
+            sync_id = self.sb.ids.uuid4(tenant, "finleap.sync")
+            states = SYNC_FAIL_STATES if access["scenario"].endswith("+syncfail") else SYNC_STATES
+            self.sb.jobs.create(tenant, SYNC_KIND, states, job_id=sync_id, owner=access["user_id"],
+                                data={"access_id": access_id, "disable_notifications": False, "redirect_uri": None,
+                                      "state": None, "sca_location": None, "autosync": True})
+            self.sb.store.update(tenant, _ACCESSES, access_id, lambda a: {**a, "current_sync": sync_id})
+            self.sb.jobs.complete(tenant, sync_id)
+
     # --- accesses and syncs --------------------------------------------------------------------------------------
     def _access(self, tok: dict, access_id: str) -> dict:
         access = self.sb.store.get(tok["tenant"], _ACCESSES, access_id)
@@ -827,8 +941,9 @@ class FinleapService(Insights):
                 raise Locked("A synchronization of this access is already running.")
         if body.get("redirect_uri"):
             check_redirect_uri_field(body["redirect_uri"], "redirect_uri")
-        sca = access["scenario"].endswith("+sca")
-        states = SYNC_SCA_STATES if sca else (SYNC_FAIL_STATES if access["scenario"].endswith("+syncfail")
+        expired = self._consent_expired(access, self.sb.clock.now(tenant))
+        sca = access["scenario"].endswith("+sca") and not expired
+        states = SYNC_SCA_STATES if sca else (SYNC_FAIL_STATES if expired or access["scenario"].endswith("+syncfail")
                                               else SYNC_STATES)
         sync_id = self.sb.ids.uuid4(tenant, "finleap.sync")
         sca_location = None
@@ -843,7 +958,8 @@ class FinleapService(Insights):
                                   data={"access_id": access_id, "disable_notifications":
                                         bool(body.get("disable_notifications", False)),
                                         "redirect_uri": body.get("redirect_uri"), "state": body.get("state"),
-                                        "sca_location": sca_location})
+                                        "sca_location": sca_location,
+                                        "failure": CONSENT_EXPIRED if expired else None})
         self.sb.store.update(tenant, _ACCESSES, access_id, lambda a: {**a, "current_sync": sync_id})
         return self._public_sync(self.sb.jobs.peek(tenant, job["id"]) or job)
 
@@ -865,8 +981,9 @@ class FinleapService(Insights):
         error = None
         if job["state"] == "FAILED":
             # a scenario sync walks QUEUED -> RUNNING -> FAILED; a control-API or SCA failure carries its own error
-            failure = job["error"] or {"message": "The bank rejected the synchronization (sandbox scenario).",
-                                       "code": 1000, "description": "Bank error"}
+            failure = job["error"] or job["data"].get("failure") or {
+                "message": "The bank rejected the synchronization (sandbox scenario).", "code": 1000,
+                "description": "Bank error"}
             error = {"code": failure.get("code", 1000), "message": failure["message"],
                      "description": failure.get("description", failure["message"])}
         ended = job["step_since"] if job["state"] in ("COMPLETED", "FAILED") else None
@@ -893,6 +1010,9 @@ class FinleapService(Insights):
         """Sync hooks: record timestamps; scenario failures; on COMPLETED add new transactions and notify."""
         self.sb.jobs.update_data(tenant, job["id"], **{f"at_{state}": job["step_since"]})
         access = self.sb.store.get(tenant, _ACCESSES, job["data"]["access_id"])
+        if access is not None and state in ("COMPLETED", "FAILED"):   # autosync counts from the last sync's end
+            access = self.sb.store.update(tenant, _ACCESSES, access["id"], lambda a: a and {
+                **a, "last_sync_at": job["step_since"]}) or access
         if access is not None and state == "COMPLETED":
             new = self._fetch_new_transactions(tenant, access, job["id"])
             if new and not job["data"]["disable_notifications"]:
