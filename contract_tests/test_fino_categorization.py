@@ -220,7 +220,11 @@ def test_a_banking_ui_test_account_is_tagged_from_its_own_bookings(fx):
         if t["transactionCode"] == 83:       # GVC 83: Barauszahlung
             assert "cash-withdrawal" in tags, t
     salaries = [t for t in txs if t["transactionCode"] == 153 and t["amount"] > 0]
-    assert salaries and all("recurring" in got[t["transactionId"]]["tags"] for t in salaries)
+    # the generated persona decides the income: a student or a freelancer has no GVC 153 salary, and over HTTP the
+    # tenant (so the persona) differs per run; the in-process persona (seed 23) has one, so this is never vacuous there
+    if not fx.opts.get("base_url"):
+        assert salaries
+    assert all("recurring" in got[t["transactionId"]]["tags"] for t in salaries)
 
 
 # --- paging ---------------------------------------------------------------------------------------------------------

@@ -7,6 +7,11 @@ each transaction's ``balancePerEndDay`` is the account's end-of-day balance, bal
 the current balance through the transactions (ledger/analytics.balance_history). Ids are UUIDs derived from the
 connection id and the ledger's own ids, so they are stable for a seed and differ between users and tenants.
 
+A connection created with ``startDate`` (section 6: "transactions are collected from this date") serves only the
+transactions booked on or after it: lists, lookups by SK, counts and balance histories all read the cut list, and
+service.ledgers_of cuts the ledgers the reports and jobs compute from the same way (data.cut_ledger). What the bank
+reports about the account itself (balances, rates, loan dates, holdings) is not transaction data and is not cut.
+
 Decisions marked (inferred) are not in the provider's documents; the spec sections are cited next to each quirk.
 """
 from __future__ import annotations
@@ -129,11 +134,13 @@ def _classification(category: str, amount_: Decimal) -> str:
 class _View:
     """One connection's ledger rendered as Open Finance accounts and transactions (internal, per request)."""
 
-    def __init__(self, connection: dict, ledger, org_id: str):
+    def __init__(self, connection: dict, ledger, org_id: str, start: date | None = None):
         self.connection, self.ledger, self.org_id = connection, ledger, org_id
+        self.start = start                    # section 6 startDate: transactions booked before it are not collected
         self.accounts: list[dict] = []        # public Account objects (duplicates included)
         self.transactions: list[dict] = []    # public Transaction objects, oldest first
         self.ledger_accounts: dict[str, object] = {}   # public account id -> ledger Account
+        self.collected: dict[str, list] = {}  # public account id -> its ledger transactions on/after ``start``
         self.duplicates: set[str] = set()     # public ids of duplicate accounts
         self._build()
 
@@ -141,6 +148,7 @@ class _View:
         conn, ledger = self.connection, self.ledger
         banks = [a for a in ledger.accounts if a.kind != "credit_card"]
         for account in ledger.accounts:
+            kept = [t for t in account.transactions if self.start is None or t.booking_date >= self.start]
             views = [(account_uuid(conn["id"], account.id), data.provider_id(account), False)]
             if account.kind == "credit_card" and banks:
                 # section 6: "a card connected both via its bank and its issuer yields duplicate transactions";
@@ -148,15 +156,16 @@ class _View:
                 views.append((account_uuid(conn["id"], account.id, True), data.provider_id(banks[0]), True))
             for public_id, provider, duplicate in views:
                 self.ledger_accounts[public_id] = account
+                self.collected[public_id] = kept
                 if duplicate:
                     self.duplicates.add(public_id)
-                self.accounts.append(self._account(account, public_id, provider))
-                self.transactions.extend(self._transactions(account, public_id, provider, duplicate))
+                self.accounts.append(self._account(account, public_id, provider, len(kept)))
+                self.transactions.extend(self._transactions(account, kept, public_id, provider, duplicate))
         self.transactions.sort(key=lambda t: t["date"]["bookingDate"])   # stable: account order within a day
         self.visible = [t for t in self.transactions if not t["isDuplicate"]]   # what a page shows by default
 
     # --- accounts ------------------------------------------------------------------------------------------
-    def _account(self, a, public_id: str, provider: str) -> dict:
+    def _account(self, a, public_id: str, provider: str, collected: int) -> dict:
         conn, ledger = self.connection, self.ledger
         account_type = ACCOUNT_TYPES[a.kind]
         bank, branch, number = data.split_bban(a.number)
@@ -167,7 +176,7 @@ class _View:
             "parsedAccount": {"bank": bank, "branch": branch, "number": number}, "accountType": account_type,
             "currency": a.currency, "ownerInfo": {"nationalId": ledger.national_id, "fullName": a.owner_name},
             "accountName": a.name, "balances": self._balances(a, ref_date), "usage": "private",
-            "transactions": len(a.transactions),
+            "transactions": collected,   # the count of the transactions served (section 6 startDate)
         }
         if a.kind == "checking":
             out["creditLimit"] = num(_overdraft(conn["id"], a.id))
@@ -216,7 +225,7 @@ class _View:
         return [bal("closingBooked", a.balance), bal("interimAvailable", a.balance)]
 
     # --- transactions --------------------------------------------------------------------------------------
-    def _transactions(self, a, public_id: str, provider: str, duplicate: bool) -> list[dict]:
+    def _transactions(self, a, kept: list, public_id: str, provider: str, duplicate: bool) -> list[dict]:
         conn = self.connection
         end_of_day: dict[date, Decimal] = {}
         for t in a.transactions:          # the account's balance after the day's last booking
@@ -231,7 +240,7 @@ class _View:
                 own["iban"] = a.iban
         settled = _last_settlement(a) if a.kind == "credit_card" else None
         out = []
-        for t in a.transactions:
+        for t in kept:   # the cut keeps whole days: SK numbers per day are those of the full ledger
             per_day[t.booking_date] += 1
             day = t.booking_date.isoformat()
             main, sub = data.CATEGORIES[t.category]
@@ -351,9 +360,10 @@ class Accounts:
         if text is None:
             return None
         org = connection.get("orgId") or (self.org_id(tenant) if hasattr(self, "org_id") else tenant)
+        start = data.start_date(connection)   # section 6: the cut is the connection's own, never shared
         # everything of the connection a view renders is in the key; the ledger is compared by its full text
-        key = (tenant, connection["id"], connection["userId"], org)
-        return _VIEWS.get(key, text, lambda raw: _View(connection, ledger_from_json(fastjson.loads(raw)), org))
+        key = (tenant, connection["id"], connection["userId"], org, start)
+        return _VIEWS.get(key, text, lambda raw: _View(connection, ledger_from_json(fastjson.loads(raw)), org, start))
 
     def _views(self, tenant: str, user_id: str) -> list[_View]:
         # user_connections applies the transitions due on the sandbox clock first (connections.py, s.8)
@@ -407,14 +417,16 @@ class Accounts:
         return self._find_account(ctx, accountId)[1]
 
     def get_account_balance_history(self, ctx, accountId: str) -> dict:
-        """End-of-day balances from the day before the first booking to the data's date, rolled back exactly from
-        the current balance through the account's transactions (route and shape inferred, catalogue)."""
+        """End-of-day balances from the day before the first booking served to the data's date, rolled back exactly
+        from the current balance through the account's transactions since ``startDate`` (route and shape inferred,
+        catalogue; cut: section 6)."""
         view, account = self._find_account(ctx, accountId)
         a = view.ledger_accounts[accountId]
+        collected = view.collected[accountId]   # section 6 startDate: only the collected transactions
         until = view.ledger.anchor
-        first = min((t.booking_date for t in a.transactions), default=until)
+        first = min((t.booking_date for t in collected), default=until)
         since = min(first - timedelta(days=1), until)
-        rows = balance_history(a.balance, a.transactions, since, until)
+        rows = balance_history(a.balance, collected, since, until)
         return {"items": [{"date": d.isoformat(), "balance": num(b)} for d, b in rows]}
 
     # --- transactions -------------------------------------------------------------------------------------------

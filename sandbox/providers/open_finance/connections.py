@@ -9,8 +9,13 @@ and userId only, s.3/s.5). Its status machine (s.8) runs on the sandbox clock an
 - consent -> ``FETCHING`` -> ``CONNECTED`` -> ``COMPLETED`` (or ``ACTIVE`` with ``refreshData``) as a job of kind
   ``open_finance.connection_fetch`` (one step every 2 s on the clock by default; instant/manual through the control
   API's job policy, forced with ``/_sandbox/jobs/<id>/complete``), or the psuId outcomes of s.11;
+- ``PARTIALLY_AUTHORIZED`` (psuId 064837123, joint account) waits for its co-owners as a job of kind
+  ``open_finance.co_owners`` (id ``<connectionId>.co_owners``) held in its first state, so no job policy ever moves
+  it: ``/_sandbox/jobs/<id>/complete`` (all co-owners approve) starts the fetch above, ``/fail`` (one declines)
+  gives ``REJECTED`` (s.8);
 - lazily on every read (so it works across workers, like the job engine): ``PARTIALLY_AUTHORIZED`` for 5 days ->
-  ``EXPIRED``; a past ``expiryDate`` -> ``EXPIRED``; an ``ACTIVE`` connection refreshes its data once per sandbox day;
+  ``EXPIRED`` (an answer after that changes nothing); a past ``expiryDate`` -> ``EXPIRED``; an ``ACTIVE`` connection
+  refreshes its data once per sandbox day;
 - a newer connection of the same user, psuId and provider turning ``ACTIVE`` moves the older ``ACTIVE`` one to
   ``REPLACED``.
 
@@ -31,7 +36,7 @@ from ...core.dispatch import asset_url
 from ...core.errors import BadRequest, Conflict, NotFound
 from ...core.flows import FlowDefinition, FlowUsed, Next
 from ...core.ids import stable_seed, uuid4
-from ...core.paging import open_finance_page
+from ...core.paging import invalid, open_finance_page
 from ...ledger import generate_ledger
 from . import data
 
@@ -39,6 +44,11 @@ PROVIDER = "open_finance"
 _CONNECTIONS, _LEDGERS = f"{PROVIDER}.connections", f"{PROVIDER}.ledgers"   # as service.py names them
 _SCA = f"{PROVIDER}.sca_states"            # open_banking_init states -> {connectionId, code, used}
 FETCH_KIND = f"{PROVIDER}.connection_fetch"
+# s.8 PARTIALLY_AUTHORIZED: the co-owners' answer. Held in its first state (holds=[0]): only the control API or the
+# dashboard moves it, complete/advance = all approve, fail = one declines; the 5-day expiry closes it as NOT_APPROVED.
+CO_OWNERS_KIND = f"{PROVIDER}.co_owners"
+CO_OWNERS_STATES = ["AWAITING_CO_OWNERS", "APPROVED"]
+CO_OWNERS_FAILED = "NOT_APPROVED"
 JOURNEY_KIND, BANK_KIND = "journey", "bank_sca"
 JOURNEY_PURPOSE, BANK_PURPOSE = f"{PROVIDER}.journey", f"{PROVIDER}.bank_sca"   # page-token purposes
 JOURNEY_TTL = 24 * 3600.0   # (inferred) the connectUrl's lifetime is undocumented: one day on the sandbox clock
@@ -60,17 +70,34 @@ _CREATE_COPY = ("customerId", "psuId", "psuIdType", "psuCorporateId", "startDate
                 "excludeCreditCardProviders", "isPriority")
 
 
+def co_owners_job_id(connection_id: str) -> str:
+    """The id of the co-owners job of a PARTIALLY_AUTHORIZED connection (s.8): derived, so a test can address it."""
+    return f"{connection_id}.co_owners"
+
+
 def _day(value: str | None) -> str | None:
     return value[:10] if value else None
 
 
 def _expiry_instant(value: str | None) -> datetime | None:
-    """``expiryDate`` (date-time, or a bare date meaning its midnight UTC) as an instant."""
-    if not value:
+    """``expiryDate`` (date-time, or a bare date meaning its midnight UTC) as an instant; None without one or for a
+    value no instant can hold (year 0, an offset past year 1), which create and init refuse (_check_expiry)."""
+    if not value or not isinstance(value, str):
         return None
-    if len(value) == 10:
-        return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=timezone.utc)
-    return parse_instant(value)
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=timezone.utc)
+        return parse_instant(value)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _check_expiry(body: dict) -> None:
+    """s.6 ``expiryDate`` is a date-time: the schema's format check lets year 0 through, which no instant can hold
+    (Joi-style 400, as startDate)."""
+    value = body.get("expiryDate")
+    if isinstance(value, str) and value and _expiry_instant(value) is None:
+        raise invalid("expiryDate", "must be a valid date", "format")
 
 
 class Connections:
@@ -83,6 +110,9 @@ class Connections:
         self.connection_deleted_hooks: list = []
         self.sb.jobs.register_default(FETCH_KIND, {"mode": "auto", "seconds": FETCH_STEP_SECONDS, "polls": None})
         self.sb.jobs.on_transition(FETCH_KIND, self._on_fetch)
+        # the co-owners job is held in its first state, which no policy leaves; manual says so once more
+        self.sb.jobs.register_default(CO_OWNERS_KIND, {"mode": "manual"})
+        self.sb.jobs.on_transition(CO_OWNERS_KIND, self._on_co_owners)
         self.sb.flows.register(PROVIDER, JOURNEY_KIND, JourneyFlow(self.sb.flows, self))
         self.sb.flows.register(PROVIDER, BANK_KIND, BankScaFlow(self.sb.flows, self))
 
@@ -125,18 +155,64 @@ class Connections:
         status = doc["status"]
         expiry = _expiry_instant(doc.get("expiryDate"))
         if status not in data.TERMINAL and expiry is not None and now >= expiry:
-            return self._set_status(tenant, user_id, doc["id"], "EXPIRED", at=expiry, expect=(status,),
-                                    error=data.ERRORS["EXPIRED"]) or self._doc(tenant, user_id, doc["id"])
+            return self._expire(tenant, user_id, doc, expiry)
         if status == "PARTIALLY_AUTHORIZED":
             due = parse_instant(doc["_statusSince"]) + timedelta(days=data.PARTIAL_AUTH_DAYS)
             if now >= due:
-                return self._set_status(tenant, user_id, doc["id"], "EXPIRED", at=due, expect=(status,),
-                                        error=data.ERRORS["EXPIRED"]) or self._doc(tenant, user_id, doc["id"])
+                return self._expire(tenant, user_id, doc, due)
         if status == "ACTIVE":
             last = (doc.get("refreshSettings") or {}).get("lastFetchedDataDate")
             if last and now.date() > parse_instant(last).date():
                 return self._refresh_data(tenant, user_id, doc["id"], status, daily=True) or doc
         return doc
+
+    def await_co_owners(self, tenant: str, user_id: str, connection_id: str) -> dict:
+        """A connection entered PARTIALLY_AUTHORIZED: its co-owners' job, held until the control API answers (s.8:
+        all approve -> the fetch, one declines -> REJECTED; _on_co_owners applies the answer)."""
+        return self.sb.jobs.create(tenant, CO_OWNERS_KIND, list(CO_OWNERS_STATES), owner=user_id,
+                                   data={"connectionId": connection_id}, job_id=co_owners_job_id(connection_id),
+                                   holds=[0], failed_state=CO_OWNERS_FAILED)
+
+    def _expire(self, tenant: str, user_id: str, doc: dict, at: datetime) -> dict:
+        """EXPIRED at ``at`` (consent expiry, or s.8's 5 days without the co-owners' answer); a still open co-owners
+        job is closed, so an answer sent afterwards finds nothing to approve."""
+        moved = self._set_status(tenant, user_id, doc["id"], "EXPIRED", at=at, expect=(doc["status"],),
+                                 error=data.ERRORS["EXPIRED"])
+        if moved is not None and doc["status"] == "PARTIALLY_AUTHORIZED":
+            self._close_co_owners(tenant, doc["id"])
+        return moved or self._doc(tenant, user_id, doc["id"]) or doc
+
+    def _close_co_owners(self, tenant: str, connection_id: str) -> None:
+        job_id = co_owners_job_id(connection_id)
+        job = self.sb.jobs.peek(tenant, job_id)
+        if job is None or self.sb.jobs.is_final(job):
+            return
+        try:
+            self.sb.jobs.fail(tenant, job_id, f"No answer from the co-owners within {data.PARTIAL_AUTH_DAYS} days",
+                              {"reason": "EXPIRED"})
+        except Conflict:
+            pass   # answered at this very moment: the hook sees the connection EXPIRED and does nothing
+
+    def _on_co_owners(self, tenant: str, job: dict, state: str) -> None:
+        """Job hook (s.8): the co-owners answered. APPROVED -> the fetch every consent gets (FETCHING -> CONNECTED ->
+        COMPLETED, or ACTIVE with refreshData: s.11's inferred rule); failed -> REJECTED. Only while the connection is
+        still PARTIALLY_AUTHORIZED: a due expiry is applied first and wins over a late answer."""
+        if (job.get("error") or {}).get("reason") == "EXPIRED":
+            return   # closed by the expiry itself (_close_co_owners): the connection is EXPIRED already
+        user_id, connection_id = job["owner"], job["data"]["connectionId"]
+        doc = self._doc(tenant, user_id, connection_id)
+        if doc is None:
+            return
+        doc = self.settle(tenant, user_id, doc)
+        if doc["status"] != "PARTIALLY_AUTHORIZED":
+            return
+        if state == CO_OWNERS_STATES[-1]:
+            refresh = bool((doc.get("refreshSettings") or {}).get("refreshData"))
+            self._start_fetch(tenant, user_id, connection_id, data.fetch_states("ACTIVE", refresh),
+                              expect=("PARTIALLY_AUTHORIZED",))
+        elif state == job["failed_state"]:   # a co-owner declined
+            self._set_status(tenant, user_id, connection_id, "REJECTED", expect=("PARTIALLY_AUTHORIZED",),
+                             error=data.ERRORS["REJECTED"])
 
     def _set_status(self, tenant: str, user_id: str, connection_id: str, status: str, *, at: datetime | None = None,
                     expect: tuple | None = None, error: dict | None = None, changes: dict | None = None) -> dict | None:
@@ -178,8 +254,11 @@ class Connections:
         outcome = data.psu_outcome(provider_id, psu_id)
         if outcome in ("REJECTED", "PARTIALLY_AUTHORIZED"):
             # decided at the bank itself: no fetch (s.8: joint accounts wait for their co-owners)
-            return self._set_status(tenant, user_id, connection_id, outcome, expect=("INACTIVE",), changes=changes,
-                                    error=data.ERRORS.get(outcome)) or self._doc(tenant, user_id, connection_id)
+            moved = self._set_status(tenant, user_id, connection_id, outcome, expect=("INACTIVE",), changes=changes,
+                                     error=data.ERRORS.get(outcome))
+            if moved is not None and outcome == "PARTIALLY_AUTHORIZED":
+                self.await_co_owners(tenant, user_id, connection_id)
+            return moved or self._doc(tenant, user_id, connection_id)
         refresh = bool((doc.get("refreshSettings") or {}).get("refreshData"))
         return self._start_fetch(tenant, user_id, connection_id, data.fetch_states(outcome, refresh),
                                  expect=("INACTIVE",), changes=changes)
@@ -340,6 +419,10 @@ class Connections:
     def create_connection(self, ctx) -> dict:
         """201 {id, connectUrl}: an INACTIVE connection and its consent journey (s.6, s.8, s.12)."""
         body = ctx.body or {}
+        if "startDate" in body and data.parse_day(body["startDate"]) is None:
+            # s.6: startDate is a date YYYY-MM-DD; the schema's format check lets year 0 through (Joi-style 400)
+            raise invalid("startDate", "must be a valid date", "format")
+        _check_expiry(body)
         include_fake = bool(body.get("includeFakeProviders", False))
         if not include_fake and not self.production_enabled:
             raise BadRequest(data.PRODUCTION_ACCESS)   # s.6 sandbox rule, text from s.4
@@ -398,6 +481,7 @@ class Connections:
         self.sb.store.delete(tenant, f"{PROVIDER}.flows", f"{connectionId}.bank")
         if doc.get("_fetchJob"):
             self.sb.jobs.delete(tenant, doc["_fetchJob"])
+        self.sb.jobs.delete(tenant, co_owners_job_id(connectionId))   # s.8: nothing left to approve
         for hook in self.connection_deleted_hooks:
             hook(tenant, user_id, connectionId)
         return None
@@ -436,6 +520,7 @@ class Connections:
         """{connection, scaOAuth}: the user goes to the bank's SCA page (page ``bank_sca``) for an INACTIVE
         connection; the bank sends ``code`` and ``state`` back to the connection's redirectUrl (s.6)."""
         body, tenant, user_id = ctx.body, ctx.tenant, ctx.user
+        _check_expiry(body)
         doc = self._load(tenant, user_id, body["connectionId"])
         provider = data.provider(body["providerId"])
         if provider is None or provider not in self._allowed_providers(doc.get("includeFakeProviders", False),

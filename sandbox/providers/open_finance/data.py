@@ -6,7 +6,9 @@ fake psuIds with their fixed account numbers and outcomes.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 
 from ...ledger.iban import il_iban
@@ -112,6 +114,39 @@ def apply_test_accounts(ledger: Ledger, psu_id: str) -> Ledger:
                                        iban=il_iban(int(bank), int(branch), int(number)), opening_balance=opening,
                                        balance=opening, credit_limit=None, transactions=[], holdings=[]))
     return ledger
+
+
+def parse_day(value) -> date | None:
+    """A ``YYYY-MM-DD`` calendar date (section 6 ``startDate``), or None for anything else (wrong type, shape, day or
+    year 0, which the schema's ``format: date`` lets through but ``date`` cannot hold)."""
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def start_date(connection: dict) -> date | None:
+    """The connection's ``startDate`` (section 6: "transactions are collected from this date"), None without one."""
+    return parse_day(connection.get("startDate"))
+
+
+def cut_ledger(ledger: Ledger, start: date | None) -> Ledger:
+    """The ledger as a connection with ``startDate`` = ``start`` collected it (section 6): each account keeps only the
+    transactions booked on or after ``start`` (none for a future date); its opening balance becomes the balance before
+    the first kept one, so ``balance == opening_balance + sum(transactions)`` still holds. None: the ledger itself."""
+    if start is None:
+        return ledger
+    accounts = []
+    for a in ledger.accounts:
+        kept = [t for t in a.transactions if t.booking_date >= start]
+        if len(kept) == len(a.transactions):
+            accounts.append(a)
+            continue
+        accounts.append(replace(a, opening_balance=a.balance - sum((t.amount for t in kept), Decimal(0)),
+                                transactions=kept))
+    return replace(ledger, accounts=accounts)
 
 
 def provider_id(account) -> str:
@@ -239,8 +274,14 @@ CONNECTION_SCENARIOS = [
      "effect": f"400 {PRODUCTION_ACCESS!r} unless OPEN_FINANCE_PRODUCTION_ENABLED"},
     {"kind": "journey", "value": "open-finance-sandbox + a psuId of the table above",
      "effect": "the connection ends in that status (COMPLETED instead of ACTIVE for one-time connections); "
-               "064837123 stays PARTIALLY_AUTHORIZED for 5 days, then EXPIRED"},
+               "064837123 stays PARTIALLY_AUTHORIZED until its co-owners answer (section 8): POST "
+               "/_sandbox/jobs/<connectionId>.co_owners/complete = all approve (FETCHING -> CONNECTED -> "
+               "COMPLETED|ACTIVE, generated data), .../fail = one declines (REJECTED); no answer for 5 days: EXPIRED "
+               "(a later answer changes nothing)"},
     {"kind": "journey", "value": "any other psuId (5-9 digits) or provider",
      "effect": "generated accounts (seeded by the psuId), FETCHING -> CONNECTED -> COMPLETED|ACTIVE"},
+    {"kind": "create_connection", "value": "startDate: YYYY-MM-DD",
+     "effect": "only transactions booked on or after it are served and counted (none for a future date); "
+               "a malformed date is 400"},
 ]
 SCENARIOS.extend(CONNECTION_SCENARIOS)

@@ -88,8 +88,10 @@ class OpenFinanceService(*AREAS):
                 if c["status"] in data.OK_STATUSES and self.sb.store.exists(tenant, _LEDGERS, c["id"])]
 
     def ledgers_of(self, tenant: str, connections: list[dict]) -> list:
-        """The stored ledger of each connection (one per connection, keyed by its id)."""
-        return [ledger_from_json(self.sb.store.get(tenant, _LEDGERS, c["id"])) for c in connections]
+        """The stored ledger of each connection (one per connection, keyed by its id), cut to the transactions booked
+        on or after the connection's ``startDate`` (s.6), so every report and job computes from what it serves."""
+        return [data.cut_ledger(ledger_from_json(self.sb.store.get(tenant, _LEDGERS, c["id"])), data.start_date(c))
+                for c in connections]
 
     @staticmethod
     def data_version(connections: list[dict], *extra) -> str:
@@ -131,6 +133,9 @@ class OpenFinanceService(*AREAS):
             self._connections(tenant, user_id).create(connection)
         except Conflict:
             pass   # another request provisioned it first: first writer wins
+        else:
+            if status == "PARTIALLY_AUTHORIZED" and hasattr(self, "await_co_owners"):
+                self.await_co_owners(tenant, user_id, conn_id)   # s.8: answerable like a consented one
         return self.user_connections(tenant, user_id)
 
     # --- financial report ------------------------------------------------------------------------------------
