@@ -16,6 +16,7 @@ DEFAULTS: dict = {
     "OPEN_FINANCE_TOKEN_TTL": 86400,   # seconds (open_finance.md section 3: expiresIn honoured as seconds)
     "OPEN_FINANCE_STRICT_CONNECTIONS": False,  # open_finance.md section 5: no auto-provisioned connection
     "OPEN_FINANCE_PRODUCTION_ENABLED": False,  # open_finance.md s.6: real providers without includeFakeProviders
+    "OPEN_FINANCE_BIGQUERY_EXPORT": False,  # open_finance.md s.4: connections deletable only at 90 min (else 423)
     "OPEN_FINANCE_PDF_LINK_TTL": 3600.0,  # validity of the report PDF's pre-signed url, seconds on the sandbox clock
     "FINLEAP_RECEIPT_TTL": 3600.0,     # finleap-products.md s.8: payment receipts readable 1 h (D-rcpt)
     "FINLEAP_CODE_TTL": 3600.0,        # finleap.md s.3: authorization code 1 h (an older doc said 5 min)

@@ -369,3 +369,25 @@ def test_bank_page_without_redirect_url_shows_code_and_state(w):
     q = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     assert w.http.get(f"/open-finance/v2/connect/open-banking-finalize?code={q['code']}&state={q['state']}",
                       headers=w.h).status_code == 200
+
+
+def test_big_query_export_locks_deletion_for_ninety_minutes():
+    """s.4: 423 "connection locked" while a connection is younger than 90 minutes when the organisation exports to
+    big-query (OPEN_FINANCE_BIGQUERY_EXPORT); nothing is deleted by the refused call; at 90 minutes it goes."""
+    w = World({"OPEN_FINANCE_BIGQUERY_EXPORT": True})
+    cid = w.create()["id"]
+    w.advance(90 * 60 - 1)
+    w.h = w.token(w.user)
+    r = w.http.delete(f"/open-finance/v2/connections/{cid}", headers=w.h)
+    assert r.status_code == 423, r.get_data(as_text=True)
+    assert r.get_json()["type"] == "CLIENT_ERROR" and "locked" in r.get_json()["message"]
+    assert w.get(cid)["id"] == cid
+    w.advance(1)
+    assert w.http.delete(f"/open-finance/v2/connections/{cid}", headers=w.h).status_code == 204
+    assert w.http.delete(f"/open-finance/v2/connections/{cid}", headers=w.h).status_code == 404
+
+
+def test_without_the_export_a_new_connection_is_deleted_at_once():
+    w = World()
+    cid = w.create()["id"]
+    assert w.http.delete(f"/open-finance/v2/connections/{cid}", headers=w.h).status_code == 204

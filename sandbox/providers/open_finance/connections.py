@@ -33,7 +33,7 @@ from flask import make_response, render_template
 
 from ...core.clock import isoformat, parse_instant
 from ...core.dispatch import asset_url
-from ...core.errors import BadRequest, Conflict, NotFound
+from ...core.errors import BadRequest, Conflict, Locked, NotFound
 from ...core.flows import FlowDefinition, FlowUsed, Next
 from ...core.ids import stable_seed, uuid4
 from ...core.paging import invalid, open_finance_page
@@ -106,6 +106,8 @@ class Connections:
     def setup(self) -> None:
         """Register the fetch job kind and its hook, the journey and bank-SCA flows; read the production switch."""
         self.production_enabled = bool(self.sb.config.get("OPEN_FINANCE_PRODUCTION_ENABLED", False))
+        # s.4: with a big-query export enabled, a connection can be deleted only once it is 90 minutes old (423)
+        self.bigquery_export = bool(self.sb.config.get("OPEN_FINANCE_BIGQUERY_EXPORT", False))
         # other areas drop their per-connection state here (called with tenant, user_id, connection_id)
         self.connection_deleted_hooks: list = []
         self.sb.jobs.register_default(FETCH_KIND, {"mode": "auto", "seconds": FETCH_STEP_SECONDS, "polls": None})
@@ -471,9 +473,13 @@ class Connections:
 
     def delete_connection(self, ctx, connectionId: str) -> None:
         """204; the connection, its ledger (all its accounts and transactions), journey and fetch job are gone.
-        (s.6: 423 only when a big-query export is enabled, which the sandbox never has.)"""
+        423 while it is younger than 90 minutes on the sandbox clock when OPEN_FINANCE_BIGQUERY_EXPORT is set (s.4)."""
         tenant, user_id = ctx.tenant, ctx.user
         doc = self._doc(tenant, user_id, connectionId)
+        if doc is not None and self.bigquery_export:
+            unlocked = parse_instant(doc["createdAt"]) + timedelta(minutes=data.DELETE_LOCK_MINUTES)
+            if self.sb.clock.now(tenant) < unlocked:
+                raise Locked(data.DELETE_LOCKED)
         if doc is None or not self._connections(tenant, user_id).delete(connectionId):
             raise NotFound(data.DELETE_NOT_FOUND)
         self.sb.store.delete(tenant, _LEDGERS, connectionId)

@@ -196,6 +196,11 @@ PRODUCTION_ACCESS = ("production access is not enabled for this organization, yo
 NO_PROVIDERS = "No providers were found"          # section 6
 CONNECTION_NOT_FOUND = "No connection was found"  # section 4/6: get_connection and the other connection routes
 DELETE_NOT_FOUND = "connection not found"         # section 6: delete_connection
+# s.4: 423 "connection locked": deletion only for connections >= 90 min old when big-query export is enabled (the
+# documented description; no body is documented, so the sandbox's text says why)
+DELETE_LOCK_MINUTES = 90
+DELETE_LOCKED = ("connection locked: with the big-query export enabled, a connection can be deleted once it is 90 "
+                 "minutes old")
 LANGUAGES = ("he", "en")
 
 
