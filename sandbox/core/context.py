@@ -67,6 +67,7 @@ class Sandbox:
         self.flows = Flows(self.store, self.clock, self.ids, self.signer)
         self.runs = Runs(self.store, self.jobs, self.clock, self.ids)
         self.limits = RateLimiter(self.store, self.clock)
+        self._tick_hooks: list = []   # providers' time-driven work (on_tick), run by every tick after the jobs
         self.schemas = schemas()
         self.providers: dict[str, object] = {}   # name -> ProviderSpec (filled by each provider's init_app)
 
@@ -99,9 +100,20 @@ class Sandbox:
                 self.clock.reset(name)
                 self.secret.forget_tenant(name)
 
+    def on_tick(self, fn) -> None:
+        """Register a provider's time-driven work (``fn() -> int`` things done, e.g. finX autosyncs): run after the
+        due job transitions by the background ticker and by every control-API tick or clock move."""
+        self._tick_hooks.append(fn)
+
+    def _run_tick_hooks(self) -> int:
+        return sum(fn() for fn in self._tick_hooks)
+
     def tick(self) -> dict:
-        """Apply due job transitions (their hooks may enqueue webhooks), attempt due deliveries, purge dead tokens."""
-        return {"jobs": self.jobs.tick(), "webhooks": self.webhooks.deliver_due(), "purged": self.auth.purge_expired()}
+        """Apply due job transitions (their hooks may enqueue webhooks) and the providers' tick hooks, attempt due
+        deliveries, purge dead tokens."""
+        jobs = self.jobs.tick()
+        due = self._run_tick_hooks()
+        return {"jobs": jobs, "due": due, "webhooks": self.webhooks.deliver_due(), "purged": self.auth.purge_expired()}
 
     def start_ticker(self, interval: float = 0.5) -> None:
         """Background thread for served instances: time-driven jobs and webhook retries happen without polls."""
@@ -113,6 +125,7 @@ class Sandbox:
             while True:
                 try:
                     self.jobs.tick()   # deliveries have their own worker: a hanging receiver never holds up jobs
+                    self._run_tick_hooks()
                     if rounds % 20 == 0:
                         self.auth.purge_expired()   # expired tokens and codes, through the expiry index
                 except Exception:  # keep ticking; the next round retries

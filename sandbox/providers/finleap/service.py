@@ -16,6 +16,7 @@ from ...core import flows, paging
 from ...core.clock import isoformat, parse_instant
 from ...core.errors import BadRequest, Forbidden, Locked, NotFound, SandboxError, ValidationFailed
 from ...core.ids import stable_seed, uuid4
+from ...core.jobs import GLOBAL
 from ...core.signing import expires_at
 from ...core.validation import schema_id
 from ...ledger import generate_ledger
@@ -30,6 +31,7 @@ SYNC_STATES = ["QUEUED", "RUNNING", "COMPLETED"]
 SYNC_SCA_STATES = ["QUEUED", "RUNNING", "AWAIT_AUTH", "RUNNING", "COMPLETED"]
 SYNC_FAIL_STATES = ["QUEUED", "RUNNING", "FAILED"]
 FULL_SCOPE = ["accounts=ro", "balance=ro", "transactions=ro", "offline"]
+_AUTOSYNC = f"{PROVIDER}.autosync"   # the ticker's index (in the sandbox's own tenant) of accesses that autosync
 _USERS, _ACCESSES, _ACCOUNTS, _TXNS, _REPORTS, _RECEIPTS = (
     f"{PROVIDER}.{c}" for c in ("users", "accesses", "accounts", "transactions", "reports", "receipts"))
 # finleap-products.md s.3: widget flow types; "ongoing-*" flows address the end user by the client's user_id
@@ -85,6 +87,7 @@ class FinleapService(Insights):
         self.autosync_hours = float(cfg.get("FINLEAP_AUTOSYNC_HOURS", 6.0))
         sandbox.jobs.register_default(SYNC_KIND, {"mode": "auto", "seconds": 2.0, "polls": 1})
         sandbox.jobs.on_transition(SYNC_KIND, self._on_sync_transition)
+        sandbox.on_tick(self.autosync_tick)   # finleap-products.md s.3: autosync on the sandbox clock, unread too
         widget.register(sandbox.flows, self)
         # finleap.md s.7: notifications carry finX's User-Agent, count 2xx and 3xx as delivered, and are not signed
         sandbox.webhooks.configure(PROVIDER, signature=False, headers={"User-Agent": "finx-notification/1.0"},
@@ -430,6 +433,7 @@ class FinleapService(Insights):
                       "save_secrets": saved, "auto_sync": saved, "consent_expires_at": consent}
         self.sb.store.put(tenant, _ACCESSES, access_id, access)
         self._mark_auto_sync(tenant, access)
+        self._schedule_autosync(tenant, access)
         return access_id, account_ids
 
     def _mark_auto_sync(self, tenant: str, access: dict) -> None:
@@ -458,6 +462,7 @@ class FinleapService(Insights):
                 **a, "current_sync": sync_id, "save_secrets": saved, "auto_sync": saved,
                 "consent_expires_at": renewed})
             self._mark_auto_sync(tenant, access)
+            self._schedule_autosync(tenant, access)
             syncs.append(sync_id)
         flow["sync_ids"] = syncs
         return list(flow["sync_accounts"])
@@ -871,45 +876,70 @@ class FinleapService(Insights):
             parse_instant(access["created_at"]) + timedelta(days=self.consent_days)
         return now >= end
 
+    def _autosync_due(self, access: dict | None, now) -> bool:
+        """An access syncs by itself now: credentials saved, no SCA scenario (nobody answers it), consent alive,
+        its last sync FINLEAP_AUTOSYNC_HOURS old (finleap-products.md s.3, inferred)."""
+        return bool(self.autosync_hours > 0 and access and access.get("auto_sync")
+                    and not access["scenario"].endswith("+sca") and not self._consent_expired(access, now)
+                    and now >= parse_instant(access.get("last_sync_at") or access["created_at"])
+                    + timedelta(hours=self.autosync_hours))
+
     def _autosync(self, tenant: str, user: dict) -> None:
-        """Run an instant sync (create_sync's path: new bookings carry its id, notifications fire) for each access
-        with saved credentials whose last sync is FINLEAP_AUTOSYNC_HOURS old, while its consent lasts. An SCA
-        scenario cannot sync unattended; a running sync is left alone; one worker claims each due sync."""
+        """The due autosyncs of the user's accesses, before a /rest read answers (the ticker may not have run yet)."""
         if self.autosync_hours <= 0:
             return
         now = self.sb.clock.now(tenant)
-        every = timedelta(hours=self.autosync_hours)
-
-        def due(access: dict | None) -> bool:
-            return bool(access and access.get("auto_sync") and not access["scenario"].endswith("+sca")
-                        and not self._consent_expired(access, now)
-                        and now >= parse_instant(access.get("last_sync_at") or access["created_at"]) + every)
-
         for access_id in user.get("accesses", []):
+            self._autosync_access(tenant, self.sb.store.get(tenant, _ACCESSES, access_id), now)
+
+    def _autosync_access(self, tenant: str, access: dict | None, now) -> bool:
+        """Run an instant sync (create_sync's path: new bookings carry its id, notifications fire) if the access is
+        due and no sync of it runs; one request or ticker claims each due sync. True when it ran."""
+        if not self._autosync_due(access, now):
+            return False
+        running = access.get("current_sync") and self.sb.jobs.peek(tenant, access["current_sync"])
+        if running and not self.sb.jobs.is_final(running):
+            return False
+        claimed = []
+
+        def claim(a):
+            if not self._autosync_due(a, now):
+                return a
+            claimed.append(True)
+            return {**a, "last_sync_at": isoformat(now)}
+
+        self.sb.store.update(tenant, _ACCESSES, access["id"], claim)
+        if not claimed:
+            return False   # another request or worker claimed it first
+        sync_id = self.sb.ids.uuid4(tenant, "finleap.sync")
+        states = SYNC_FAIL_STATES if access["scenario"].endswith("+syncfail") else SYNC_STATES
+        self.sb.jobs.create(tenant, SYNC_KIND, states, job_id=sync_id, owner=access["user_id"],
+                            data={"access_id": access["id"], "disable_notifications": False, "redirect_uri": None,
+                                  "state": None, "sca_location": None, "autosync": True})
+        self.sb.store.update(tenant, _ACCESSES, access["id"], lambda a: {**a, "current_sync": sync_id} if a else a)
+        self.sb.jobs.complete(tenant, sync_id)
+        return True
+
+    def _schedule_autosync(self, tenant: str, access: dict) -> None:
+        """Index an access with saved credentials for the ticker (GLOBAL ``finleap.autosync``: tenant|access id), so
+        it syncs and notifies on the sandbox clock even when nobody reads; the ticker drops what no longer qualifies."""
+        if access.get("auto_sync") and self.autosync_hours > 0:
+            self.sb.store.put(GLOBAL, _AUTOSYNC, f"{tenant}|{access['id']}", {})
+
+    def autosync_tick(self) -> int:
+        """Ticker hook: every indexed access that is due syncs now; entries of deleted, non-saving or expired
+        accesses are dropped. Returns how many synced."""
+        done = 0
+        for key, _ in self.sb.store.list(GLOBAL, _AUTOSYNC):
+            tenant, access_id = key.rsplit("|", 1)
             access = self.sb.store.get(tenant, _ACCESSES, access_id)
-            if not due(access):
+            now = self.sb.clock.now(tenant)
+            if access is None or not access.get("auto_sync") or access["scenario"].endswith("+sca") or \
+                    self._consent_expired(access, now):
+                self.sb.store.delete(GLOBAL, _AUTOSYNC, key)   # an ongoing sync flow's renewal indexes it again
                 continue
-            running = access.get("current_sync") and self.sb.jobs.peek(tenant, access["current_sync"])
-            if running and not self.sb.jobs.is_final(running):
-                continue
-            claimed = []
-
-            def claim(a):
-                if not due(a):
-                    return a
-                claimed.append(True)
-                return {**a, "last_sync_at": isoformat(now)}
-
-            self.sb.store.update(tenant, _ACCESSES, access_id, claim)
-            if not claimed:
-                continue   # another request claimed it first
-            sync_id = self.sb.ids.uuid4(tenant, "finleap.sync")
-            states = SYNC_FAIL_STATES if access["scenario"].endswith("+syncfail") else SYNC_STATES
-            self.sb.jobs.create(tenant, SYNC_KIND, states, job_id=sync_id, owner=access["user_id"],
-                                data={"access_id": access_id, "disable_notifications": False, "redirect_uri": None,
-                                      "state": None, "sca_location": None, "autosync": True})
-            self.sb.store.update(tenant, _ACCESSES, access_id, lambda a: {**a, "current_sync": sync_id})
-            self.sb.jobs.complete(tenant, sync_id)
+            done += self._autosync_access(tenant, access, now)
+        return done
 
     # --- accesses and syncs --------------------------------------------------------------------------------------
     def _access(self, tok: dict, access_id: str) -> dict:
