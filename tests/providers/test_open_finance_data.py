@@ -17,7 +17,7 @@ import pytest
 from sandbox import create_app
 from sandbox.core.store import MemoryStore
 from sandbox.ledger import generate_ledger, is_valid_iban
-from sandbox.providers.open_finance.data import TEST_PSU_IDS
+from sandbox.providers.open_finance.data import TEST_PSU_IDS, apply_test_accounts
 
 WALL = datetime(2025, 4, 23, 9, 30, tzinfo=timezone.utc)
 SEED = 11
@@ -585,3 +585,14 @@ def test_every_published_active_psu_id_serves_its_three_documented_accounts(psu_
         if a.get("iban"):
             iban = a["iban"]
             assert int("".join(str(int(c, 36)) for c in iban[4:] + iban[:4])) % 97 == 1
+
+
+@pytest.mark.parametrize("psu_id", ["043510023", "321547416", "1772268"])
+def test_published_psu_ids_have_exactly_their_documented_accounts_for_every_seed(psu_id):
+    """s.11: each ACTIVE test psuId has exactly its three BBANs (plus cards), whatever persona the seed draws: a
+    second checking account or a securities account of the persona must not show an undocumented number."""
+    documented = set(TEST_PSU_IDS[psu_id][0])
+    for seed in range(40):
+        ledger = apply_test_accounts(generate_ledger(seed, psu_id, date(2026, 11, 30), market="IL"), psu_id)
+        numbers = [a.number for a in ledger.accounts if a.kind != "credit_card"]
+        assert sorted(numbers) == sorted(documented), (seed, [(a.kind, a.number) for a in ledger.accounts])

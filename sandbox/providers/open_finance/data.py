@@ -92,10 +92,17 @@ def connection_status(psu_id: str, refresh_data: bool = False) -> str:
 
 def apply_test_accounts(ledger: Ledger, psu_id: str) -> Ledger:
     """Give the ledger's first non-card accounts the documented BBANs of a published test psuId (section 11: each
-    ACTIVE psuId has exactly those three accounts). A persona with fewer non-card accounts gets the missing ones as
-    deposit (savings) accounts without movements: balance = opening balance, so every total still adds up."""
+    ACTIVE psuId has exactly those three accounts; further non-card accounts are left out). A persona with fewer
+    non-card accounts gets the missing ones as deposit (savings) accounts without movements: balance = opening
+    balance, so every total still adds up."""
     bbans = list(dict.fromkeys(TEST_PSU_IDS.get(psu_id, ((), ""))[0]))
     slots = [a for a in ledger.accounts if a.kind != "credit_card"]
+    if bbans and len(slots) > len(bbans):
+        # exactly the documented accounts (plus cards): a persona's further accounts (a second checking account,
+        # securities) would show numbers the psuId does not have
+        extra = {a.id for a in slots[len(bbans):]}
+        ledger.accounts[:] = [a for a in ledger.accounts if a.id not in extra]
+        slots = slots[:len(bbans)]
     for account, bban in zip(slots, bbans):
         bank, branch, number = bban.split("-")
         index = ledger.accounts.index(account)
