@@ -178,3 +178,60 @@ def test_request_memo_reads_once_per_request_and_forgets_after_writes():
         memo.end(token)
     memo.cached("k", load)
     assert len(calls) == 5
+
+
+def test_a_reader_never_sees_a_transition_before_its_hooks_are_done(parts, tmp_path):
+    """A ticker in one worker stores a transition, then runs its hooks (which write elsewhere); a request reading the
+    job meanwhile waits for them, so it never sees DONE without the hook's effect (the Open Finance live flake:
+    the fetch job COMPLETED while the connection was still FETCHING). Threads stand for the two workers."""
+    import threading
+
+    from sandbox.core.store import SQLiteStore
+
+    _, wall, _, _ = parts
+    store = SQLiteStore(str(tmp_path / "jobs.db"))
+    clock = Clock(store, wall)
+    jobs = Jobs(store, clock, IdGen(store, 1), 3, 0)
+    started, release = threading.Event(), threading.Event()
+
+    def slow_hook(tenant, job, state):
+        if state == "DONE":
+            started.set()
+            release.wait(5)
+            store.put(tenant, "effects", job["id"], {"done": True})
+
+    jobs.on_transition("k", slow_hook)
+    job = jobs.create("t", "k", ["RUNNING", "DONE"])
+    clock.advance(3)
+    ticker = threading.Thread(target=jobs.tick)
+    ticker.start()
+    assert started.wait(5)
+    seen = {}
+
+    def reader():
+        got = jobs.get("t", job["id"])
+        seen.update(state=got["state"], effect=store.get("t", "effects", job["id"]), keys=set(got))
+
+    reading = threading.Thread(target=reader)
+    reading.start()
+    reading.join(0.2)
+    assert reading.is_alive()          # waiting for the hooks, not answering DONE without their effect
+    release.set()
+    ticker.join(5)
+    reading.join(5)
+    assert seen["state"] == "DONE" and seen["effect"] == {"done": True}
+    assert "_firing" not in seen["keys"] and "_firing" not in jobs.get("t", job["id"])
+
+
+def test_a_hook_reading_its_own_job_does_not_wait_for_itself(parts, monkeypatch):
+    import sandbox.core.jobs as jobs_module
+
+    def no_wait(seconds):
+        raise AssertionError("a hook waited for its own transition")
+    monkeypatch.setattr(jobs_module.time, "sleep", no_wait)
+    jobs = make_jobs(parts, seconds=0)
+    seen = []
+    jobs.on_transition("k", lambda tenant, job, state: seen.append(jobs.get(tenant, job["id"])["state"]))
+    job = jobs.create("t", "k", ["RUNNING", "DONE"], holds=[0])
+    jobs.complete("t", job["id"])
+    assert seen == ["DONE"]

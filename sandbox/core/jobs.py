@@ -7,6 +7,9 @@ at once (``instant``); or only through the control API (``manual``). Steps liste
 """
 from __future__ import annotations
 
+import secrets
+import threading
+import time
 from datetime import timedelta
 from typing import Callable
 
@@ -15,6 +18,11 @@ from .clock import isoformat, parse_instant
 from .errors import Conflict, NotFound
 
 _JOBS, _OPEN, _POLICY = "jobs", "jobs_open", "job_policy"
+# A transition is stored before its hooks run (they write other documents), so another worker's ticker may be
+# running them while a request reads the job: the job carries "_firing" until they are done, and readers in other
+# threads wait for it (bounded, in case the firing process died) so they never see a state without its effects.
+FIRING_WAIT = 5.0
+_local = threading.local()
 GLOBAL = "_sandbox"
 MODES = ("auto", "instant", "manual")
 
@@ -205,7 +213,7 @@ class Jobs:
         return entered
 
     def _evaluate(self, tenant: str, job_id: str, poll: bool) -> dict | None:
-        job = self.peek(tenant, job_id)
+        job = self._settled(tenant, self.peek(tenant, job_id))
         if job is None:
             return None
         if self.is_final(job):
@@ -213,24 +221,56 @@ class Jobs:
         policy = self.policy(tenant, job["kind"])
         return self._mutate(tenant, job_id, lambda j, now: self._advance(j, policy, now, poll))
 
+    def _settled(self, tenant: str, job: dict | None) -> dict | None:
+        """``job`` once no other thread or worker is still running hooks of its last transition (see FIRING_WAIT)."""
+        if job is None or not job.get("_firing") or job["_firing"] in getattr(_local, "firing", ()):
+            return job
+        deadline = time.monotonic() + FIRING_WAIT
+        while job is not None and job.get("_firing") and time.monotonic() < deadline:
+            time.sleep(0.005)
+            job = self.peek(tenant, job["id"])
+        return _unmark(job, job.get("_firing")) if job is not None else None   # the firing process died
+
     def _mutate(self, tenant: str, job_id: str, fn) -> dict:
         now = self.clock.now(tenant)
         entered: list[str] = []
+        mark = secrets.token_hex(8)
 
         def apply(job):
             if job is None:
                 raise NotFound(f"job {job_id} not found")
             entered.clear()   # Redis retries this function after a WatchError: count each transition once
             entered.extend(fn(job, now))
+            if entered and job["kind"] in self._hooks:
+                job["_firing"] = mark
             return job
 
         job = self.store.update(tenant, _JOBS, job_id, apply)
         if self.is_final(job) and entered and job["kind"] in self._hooks:
             self.store.delete(GLOBAL, _OPEN, f"{tenant}|{job_id}")
-        self._fire(tenant, job, entered)
-        return job
+        if job.get("_firing") != mark:
+            self._fire(tenant, job, entered)
+            return job
+        firing = getattr(_local, "firing", None)
+        if firing is None:
+            firing = _local.firing = set()
+        firing.add(mark)
+        try:
+            self._fire(tenant, job, entered)
+        finally:
+            firing.discard(mark)
+            self.store.update(tenant, _JOBS, job_id, lambda j: _unmark(j, mark))
+        return _unmark(self.peek(tenant, job_id), mark) or _unmark(job, mark)
 
     def _fire(self, tenant: str, job: dict, entered: list[str]) -> None:
+        job = {k: v for k, v in job.items() if k != "_firing"}
         for state in entered:
             for hook in self._hooks.get(job["kind"], []):
                 hook(tenant, job, state)
+
+
+def _unmark(job: dict | None, mark: str) -> dict | None:
+    """The job without this transition's ``_firing`` mark (a later transition's mark stays)."""
+    if job is not None and job.get("_firing") == mark:
+        job = {k: v for k, v in job.items() if k != "_firing"}
+    return job

@@ -589,10 +589,12 @@ def test_every_published_active_psu_id_serves_its_three_documented_accounts(psu_
 
 @pytest.mark.parametrize("psu_id", ["043510023", "321547416", "1772268"])
 def test_published_psu_ids_have_exactly_their_documented_accounts_for_every_seed(psu_id):
-    """s.11: each ACTIVE test psuId has exactly its three BBANs (plus cards), whatever persona the seed draws: a
-    second checking account or a securities account of the persona must not show an undocumented number."""
+    """s.11: each ACTIVE test psuId has exactly its three BBANs (plus cards), the first its one checking account,
+    whatever persona the seed draws: a second checking account or further accounts must not show up."""
     documented = set(TEST_PSU_IDS[psu_id][0])
     for seed in range(40):
         ledger = apply_test_accounts(generate_ledger(seed, psu_id, date(2026, 11, 30), market="IL"), psu_id)
         numbers = [a.number for a in ledger.accounts if a.kind != "credit_card"]
         assert sorted(numbers) == sorted(documented), (seed, [(a.kind, a.number) for a in ledger.accounts])
+        checking = [a.number for a in ledger.accounts if a.kind == "checking"]
+        assert checking == [TEST_PSU_IDS[psu_id][0][0]], (seed, [(a.kind, a.number) for a in ledger.accounts])

@@ -97,12 +97,14 @@ def apply_test_accounts(ledger: Ledger, psu_id: str) -> Ledger:
     balance, so every total still adds up."""
     bbans = list(dict.fromkeys(TEST_PSU_IDS.get(psu_id, ((), ""))[0]))
     slots = [a for a in ledger.accounts if a.kind != "credit_card"]
-    if bbans and len(slots) > len(bbans):
-        # exactly the documented accounts (plus cards): a persona's further accounts (a second checking account,
-        # securities) would show numbers the psuId does not have
-        extra = {a.id for a in slots[len(bbans):]}
-        ledger.accounts[:] = [a for a in ledger.accounts if a.id not in extra]
-        slots = slots[:len(bbans)]
+    if bbans:
+        # exactly the documented accounts (plus cards), the first one the checking account (inferred: s.11 lists no
+        # kinds): a persona's second checking account or accounts beyond the list would show undocumented numbers
+        first = next((a for a in slots if a.kind == "checking"), slots[0] if slots else None)
+        others = [a for a in slots if a is not first and a.kind != "checking"]
+        slots = ([first] if first else []) + others[:len(bbans) - 1]
+        kept = {a.id for a in slots}
+        ledger.accounts[:] = [a for a in ledger.accounts if a.kind == "credit_card" or a.id in kept]
     for account, bban in zip(slots, bbans):
         bank, branch, number = bban.split("-")
         index = ledger.accounts.index(account)
