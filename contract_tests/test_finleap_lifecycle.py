@@ -1,8 +1,8 @@
 """finX access lifecycle (finleap-products.md s.3, inferred): autosync of accesses with saved credentials every 6 h
 on the sandbox clock (the ticker and every control-API clock move; also before a /rest read answers), through
-create_sync's own path (new bookings carry the sync id, notifications fire), the 180-day consent after which autosync stops and syncs fail until the user renews
-it through an ongoing sync flow. In-process by default; over HTTP with --base-url, the clock moving only through
-the control API (the checks' own tenant).
+create_sync's own path (new bookings carry the sync id, notifications fire), the 180-day consent after which
+autosync stops and syncs fail until the user renews it through an ongoing sync flow. In-process by default; over
+HTTP with --base-url, the clock moving only through the control API (the checks' own tenant).
 """
 from __future__ import annotations
 

@@ -250,7 +250,7 @@ class Jobs:
             self.store.delete(GLOBAL, _OPEN, f"{tenant}|{job_id}")
         if job.get("_firing") != mark:
             self._fire(tenant, job, entered)
-            return job
+            return _unmark(job, job.get("_firing"))   # another worker's transition may be firing: not ours to show
         firing = getattr(_local, "firing", None)
         if firing is None:
             firing = _local.firing = set()
