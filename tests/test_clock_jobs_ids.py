@@ -235,3 +235,22 @@ def test_a_hook_reading_its_own_job_does_not_wait_for_itself(parts, monkeypatch)
     job = jobs.create("t", "k", ["RUNNING", "DONE"], holds=[0])
     jobs.complete("t", job["id"])
     assert seen == ["DONE"]
+
+
+def test_a_mark_left_by_a_dead_worker_is_not_waited_for(parts, monkeypatch):
+    """A worker killed mid-hook leaves its firing mark in a persistent store: once the mark is older than the wait,
+    readers answer at once instead of waiting on every read (no request may tie up a worker)."""
+    import time as _time
+
+    import sandbox.core.jobs as jobs_module
+
+    store = parts[0]
+    jobs = make_jobs(parts, seconds=0)
+    job = jobs.create("t", "k", ["RUNNING", "DONE"])
+    store.update("t", "jobs", job["id"], lambda j: {**j, "_firing": f"dead:{_time.time() - 60:.3f}"})
+
+    def no_wait(seconds):
+        raise AssertionError("waited for a dead worker's mark")
+    monkeypatch.setattr(jobs_module.time, "sleep", no_wait)
+    got = jobs.get("t", job["id"])
+    assert got["state"] == "DONE" and "_firing" not in got

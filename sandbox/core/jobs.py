@@ -225,16 +225,17 @@ class Jobs:
         """``job`` once no other thread or worker is still running hooks of its last transition (see FIRING_WAIT)."""
         if job is None or not job.get("_firing") or job["_firing"] in getattr(_local, "firing", ()):
             return job
-        deadline = time.monotonic() + FIRING_WAIT
-        while job is not None and job.get("_firing") and time.monotonic() < deadline:
+        # the mark carries its wall-clock time: a mark left by a process that died mid-hook is stale, never waited for
+        deadline = float(job["_firing"].rsplit(":", 1)[-1]) + FIRING_WAIT
+        while job is not None and job.get("_firing") and time.time() < deadline:
             time.sleep(0.005)
             job = self.peek(tenant, job["id"])
-        return _unmark(job, job.get("_firing")) if job is not None else None   # the firing process died
+        return _unmark(job, job.get("_firing")) if job is not None else None
 
     def _mutate(self, tenant: str, job_id: str, fn) -> dict:
         now = self.clock.now(tenant)
         entered: list[str] = []
-        mark = secrets.token_hex(8)
+        mark = f"{secrets.token_hex(8)}:{time.time():.3f}"
 
         def apply(job):
             if job is None:
