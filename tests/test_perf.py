@@ -329,9 +329,10 @@ def test_an_open_finance_page_follows_a_ledger_rewritten_behind_its_back():
     first = w.http.get(f"{P}/transactions?limit=5", headers=w.h).get_json()["items"][0]
     store = w.app.extensions["sandbox"].store
     raw = store.get("sandbox-client", "open_finance.ledgers", w.conn["id"])
+    from tests.providers.test_open_finance_data import raw_refs
     for account in raw["accounts"]:
-        for t in account["transactions"]:
-            if t["id"] == first["transactionProviderIdentifier"]:
+        for ref, t in zip(raw_refs(account), account["transactions"]):
+            if ref == first["transactionProviderIdentifier"]:
                 t["description"] = "rewritten elsewhere"
     store.put("sandbox-client", "open_finance.ledgers", w.conn["id"], raw)
     again = w.http.get(f"{P}/transactions?limit=5", headers=w.h).get_json()["items"][0]

@@ -391,3 +391,38 @@ def test_without_the_export_a_new_connection_is_deleted_at_once():
     w = World()
     cid = w.create()["id"]
     assert w.http.delete(f"/open-finance/v2/connections/{cid}", headers=w.h).status_code == 204
+
+
+def _served(w: World, cid: str) -> list[dict]:
+    """Every transaction of the connection, following nextPage."""
+    items, cursor = [], None
+    while True:
+        q = {"connectionId": cid, **({"nextPage": cursor} if cursor else {})}
+        body = w.http.get("/open-finance/v2/data/transactions", query_string=q, headers=w.h).get_json()
+        items += body["items"]
+        cursor = body.get("nextPage")
+        if not cursor:
+            return items
+
+
+@pytest.mark.parametrize("days", [1, 40])
+def test_a_refresh_keeps_the_ids_of_the_bookings_already_served(days):
+    """s.6/s.8: an ACTIVE connection refreshes daily and its data moves forward; the bookings it served before keep
+    their ids (the ledger is regenerated over a moved window, whose positional ids all shift by a day's bookings),
+    so a client syncing by id sees only the new days as new."""
+    w = World()
+    cid = w.connected("123456789", refreshData=True)
+    assert w.get(cid)["status"] == "ACTIVE"
+    before = {t["id"]: t for t in _served(w, cid)}
+    w.advance(days * 86400)
+    w.h = w.token(w.user)
+    assert w.get(cid)["status"] == "ACTIVE"
+    after = {t["id"]: t for t in _served(w, cid)}
+    first_day = min(t["date"]["bookingDate"] for t in after.values())
+    last_before = max(t["date"]["bookingDate"] for t in before.values())
+    kept = [t for t in before.values() if t["date"]["bookingDate"] > first_day]   # still inside the new window
+    assert kept and all(t["id"] in after for t in kept)
+    assert all(after[t["id"]]["SK"] == t["SK"] and after[t["id"]]["date"] == t["date"] for t in kept)
+    new = [t for i, t in after.items() if i not in before]
+    assert all(t["date"]["bookingDate"] >= last_before for t in new)
+    assert new or days == 1   # a single day may bring nothing; forty always bring bookings

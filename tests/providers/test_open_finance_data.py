@@ -26,6 +26,17 @@ KIND_TYPES = {"checking": "CHECKING", "credit_card": "CARD", "savings": "SAVINGS
               "mortgage": "LOAN", "securities": "SECURITIES"}
 
 
+def raw_refs(raw_account: dict) -> list[str]:
+    """The reference each raw ledger booking is served under, computed here from the account id, the booking day and
+    the booking's place among that day's (``<ledger account>-<YYYYMMDD>-<nnn>``), not by the service."""
+    seen: Counter = Counter()
+    out = []
+    for t in raw_account["transactions"]:
+        seen[t["booking_date"]] += 1
+        out.append(f"{raw_account['id']}-{t['booking_date'].replace('-', '')}-{seen[t['booking_date']]:03d}")
+    return out
+
+
 def investor_customer(seed: int = SEED) -> str:
     """A customerId whose generated persona has every account kind (checking, 2 cards, savings, loan, securities)."""
     for i in range(200):
@@ -221,7 +232,7 @@ def test_every_ledger_transaction_is_served_once_and_sums_move_the_balances(worl
         mine = [t for t in txs if t["accountId"] == a["id"]]
         moved = sum((D(t["amount"]["chargedAmount"]["amount"]) for t in mine), Decimal(0))
         assert D(raw["opening_balance"]) + moved == D(raw["balance"])
-        assert [t["transactionProviderIdentifier"] for t in mine] == [t["id"] for t in raw["transactions"]]
+        assert [t["transactionProviderIdentifier"] for t in mine] == raw_refs(raw)
 
 
 def test_balance_per_end_day_is_the_running_balance_at_the_end_of_that_day(world):
@@ -238,7 +249,7 @@ def test_balance_per_end_day_is_the_running_balance_at_the_end_of_that_day(world
 def test_transaction_fields_follow_the_spec(world):
     from sandbox.providers.open_finance.data import CATEGORIES
     txs = world.all_transactions()
-    raw_by_id = {t["id"]: (a, t) for a in world.raw_accounts() for t in a["transactions"]}
+    raw_by_id = {ref: (a, t) for a in world.raw_accounts() for ref, t in zip(raw_refs(a), a["transactions"])}
     counts = Counter()
     for t in txs:
         a, r = raw_by_id[t["transactionProviderIdentifier"]]

@@ -107,6 +107,13 @@ def account_uuid(connection_id: str, ledger_account_id: str, duplicate: bool = F
                                            "bank-view" if duplicate else "")))
 
 
+def booking_ref(ledger_account_id: str, day: date, n: int) -> str:
+    """The provider's reference of the ``n``-th booking of ``day`` on a ledger account (1-based, the SK's numbering).
+    Unlike the ledger's positional ids it survives a refresh that moves the data window (section 6: a refresh moves
+    the data forward; the bookings already served keep their ids, as a bank's do)."""
+    return f"{ledger_account_id}-{day:%Y%m%d}-{n:03d}"
+
+
 def _tx_uuid(account_id: str, ledger_tx_id: str) -> str:
     return uuid4(random.Random(stable_seed("open_finance.transaction", account_id, ledger_tx_id)))
 
@@ -243,15 +250,16 @@ class _View:
         for t in kept:   # the cut keeps whole days: SK numbers per day are those of the full ledger
             per_day[t.booking_date] += 1
             day = t.booking_date.isoformat()
+            ref = booking_ref(a.id, t.booking_date, per_day[t.booking_date])
             main, sub = data.CATEGORIES[t.category]
             mcc = MCC.get(t.category) if a.kind == "credit_card" else None
             other = {"currency": t.currency, **({"iban": t.counterparty_iban} if t.counterparty_iban else {}),
                      "other": t.counterparty}
             tx = {
-                "id": _tx_uuid(public_id, t.id), "SK": sk(public_id, day, per_day[t.booking_date]),
+                "id": _tx_uuid(public_id, ref), "SK": sk(public_id, day, per_day[t.booking_date]),
                 "userId": conn["userId"], "orgId": self.org_id, "connectionId": conn["id"], "accountId": public_id,
-                "providerId": provider, "transactionProviderIdentifier": t.id, "accountNumber": a.number,
-                "status": "BOOKED", "entryReference": t.id,
+                "providerId": provider, "transactionProviderIdentifier": ref, "accountNumber": a.number,
+                "status": "BOOKED", "entryReference": ref,
                 "amount": {"originalAmount": amount(t.amount, t.currency), "chargedAmount": amount(t.amount, t.currency)},
                 "description": {"description": t.description, "additionalInfo": t.counterparty},
                 "category": {"main": main, "sub": sub, "categorizedBy": "MCC" if mcc else "SYSTEM"},
@@ -329,7 +337,7 @@ def _orders(a, account_id: str, provider: str) -> list[dict]:
     for i, t in enumerate(t for t in a.transactions if t.category == "securities_purchase" and t.amount > 0):
         h = a.holdings[i % len(a.holdings)]
         units = int(t.amount // h.average_price) if h.average_price > 0 else 0
-        out.append({"orderId": _tx_uuid(account_id, "order-" + t.id), "side": "buy",
+        out.append({"orderId": _tx_uuid(account_id, f"order-{t.booking_date}-{t.amount}"), "side": "buy",
                     "financialInstrument": {"isin": h.isin, "name": h.name}, "unitsNumber": str(units),
                     "orderStatus": "filled", "providerId": provider})
     return out
