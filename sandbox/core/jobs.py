@@ -224,13 +224,13 @@ class Jobs:
     def _settled(self, tenant: str, job: dict | None) -> dict | None:
         """``job`` once no other thread or worker is still running hooks of its last transition (see FIRING_WAIT)."""
         if job is None or not job.get("_firing") or job["_firing"] in getattr(_local, "firing", ()):
-            return job
+            return _shown(job)
         # the mark carries its wall-clock time: a mark left by a process that died mid-hook is stale, never waited for
         deadline = float(job["_firing"].rsplit(":", 1)[-1]) + FIRING_WAIT
         while job is not None and job.get("_firing") and time.time() < deadline:
             time.sleep(0.005)
             job = self.peek(tenant, job["id"])
-        return _unmark(job, job.get("_firing")) if job is not None else None
+        return _shown(job)
 
     def _mutate(self, tenant: str, job_id: str, fn) -> dict:
         now = self.clock.now(tenant)
@@ -251,7 +251,7 @@ class Jobs:
             self.store.delete(GLOBAL, _OPEN, f"{tenant}|{job_id}")
         if job.get("_firing") != mark:
             self._fire(tenant, job, entered)
-            return _unmark(job, job.get("_firing"))   # another worker's transition may be firing: not ours to show
+            return _shown(job)   # another worker's transition may be firing: its mark is not shown
         firing = getattr(_local, "firing", None)
         if firing is None:
             firing = _local.firing = set()
@@ -261,7 +261,7 @@ class Jobs:
         finally:
             firing.discard(mark)
             self.store.update(tenant, _JOBS, job_id, lambda j: _unmark(j, mark))
-        return _unmark(self.peek(tenant, job_id), mark) or _unmark(job, mark)
+        return _shown(self.peek(tenant, job_id)) or _shown(job)
 
     def _fire(self, tenant: str, job: dict, entered: list[str]) -> None:
         job = {k: v for k, v in job.items() if k != "_firing"}
@@ -275,3 +275,8 @@ def _unmark(job: dict | None, mark: str) -> dict | None:
     if job is not None and job.get("_firing") == mark:
         job = {k: v for k, v in job.items() if k != "_firing"}
     return job
+
+
+def _shown(job: dict | None) -> dict | None:
+    """The job as callers see it: never with a firing mark (the store's copy keeps it for other readers)."""
+    return {k: v for k, v in job.items() if k != "_firing"} if job is not None and "_firing" in job else job
