@@ -12,7 +12,7 @@ import pytest
 from sandbox.ledger import generate_ledger
 from sandbox.providers.open_finance.accounts import _VIEWS
 from sandbox.testing.transport import Receiver
-from tests.providers.test_open_finance_connections import WALL, World
+from tests.providers.test_open_finance_connections import WALL, World, data_items
 
 PSU = "064837123"               # s.11: joint account, PARTIALLY_AUTHORIZED
 SANDBOX = "open-finance-sandbox"
@@ -49,20 +49,6 @@ def later(w: World, seconds: float) -> None:
     """Move the clock; a fresh token, since tokens live one sandbox day (s.3)."""
     w.advance(seconds)
     w.h = w.token(w.user)
-
-
-def data_items(w: World, path: str, **query) -> list[dict]:
-    """Every item of a paged /v2/data list, following nextPage (s.6: at most 500 transactions a page)."""
-    items, cursor = [], None
-    while True:
-        q = {**query, **({"nextPage": cursor} if cursor else {})}
-        r = w.http.get(f"/open-finance/v2/data/{path}", query_string=q, headers=w.h)
-        assert r.status_code == 200, r.get_data(as_text=True)
-        body = r.get_json()
-        items += body["items"]
-        cursor = body["nextPage"]
-        if not cursor:
-            return items
 
 
 # --- s.8 PARTIALLY_AUTHORIZED: the co-owners approve -------------------------------------------------------------------

@@ -256,12 +256,13 @@ class Jobs:
         if firing is None:
             firing = _local.firing = set()
         firing.add(mark)
+        after = None
         try:
             self._fire(tenant, job, entered)
         finally:
             firing.discard(mark)
-            self.store.update(tenant, _JOBS, job_id, lambda j: _unmark(j, mark))
-        return _shown(self.peek(tenant, job_id)) or _shown(job)
+            after = self.store.update(tenant, _JOBS, job_id, lambda j: _unmark(j, mark))   # with the hooks' changes
+        return _shown(after) or _shown(job)
 
     def _fire(self, tenant: str, job: dict, entered: list[str]) -> None:
         job = {k: v for k, v in job.items() if k != "_firing"}

@@ -84,6 +84,20 @@ def w():
     return World()
 
 
+def data_items(w: World, path: str, **query) -> list[dict]:
+    """Every item of a paged /v2/data list, following nextPage (s.6: at most 500 transactions a page)."""
+    items, cursor = [], None
+    while True:
+        q = {**query, **({"nextPage": cursor} if cursor else {})}
+        r = w.http.get(f"/open-finance/v2/data/{path}", query_string=q, headers=w.h)
+        assert r.status_code == 200, r.get_data(as_text=True)
+        body = r.get_json()
+        items += body["items"]
+        cursor = body["nextPage"]
+        if not cursor:
+            return items
+
+
 # --- the fetch: INACTIVE -> FETCHING -> CONNECTED -> COMPLETED | ACTIVE ---------------------------------------------
 def test_fetch_steps_on_both_sides_of_each_boundary(w):
     created = w.create(providerIds=["open-finance-sandbox"])
@@ -393,18 +407,6 @@ def test_without_the_export_a_new_connection_is_deleted_at_once():
     assert w.http.delete(f"/open-finance/v2/connections/{cid}", headers=w.h).status_code == 204
 
 
-def _served(w: World, cid: str) -> list[dict]:
-    """Every transaction of the connection, following nextPage."""
-    items, cursor = [], None
-    while True:
-        q = {"connectionId": cid, **({"nextPage": cursor} if cursor else {})}
-        body = w.http.get("/open-finance/v2/data/transactions", query_string=q, headers=w.h).get_json()
-        items += body["items"]
-        cursor = body.get("nextPage")
-        if not cursor:
-            return items
-
-
 @pytest.mark.parametrize("days", [1, 40])
 def test_a_refresh_keeps_the_ids_of_the_bookings_already_served(days):
     """s.6/s.8: an ACTIVE connection refreshes daily and its data moves forward; the bookings it served before keep
@@ -413,11 +415,11 @@ def test_a_refresh_keeps_the_ids_of_the_bookings_already_served(days):
     w = World()
     cid = w.connected("123456789", refreshData=True)
     assert w.get(cid)["status"] == "ACTIVE"
-    before = {t["id"]: t for t in _served(w, cid)}
+    before = {t["id"]: t for t in data_items(w, "transactions", connectionId=cid)}
     w.advance(days * 86400)
     w.h = w.token(w.user)
     assert w.get(cid)["status"] == "ACTIVE"
-    after = {t["id"]: t for t in _served(w, cid)}
+    after = {t["id"]: t for t in data_items(w, "transactions", connectionId=cid)}
     first_day = min(t["date"]["bookingDate"] for t in after.values())
     last_before = max(t["date"]["bookingDate"] for t in before.values())
     kept = [t for t in before.values() if t["date"]["bookingDate"] > first_day]   # still inside the new window

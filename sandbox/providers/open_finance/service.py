@@ -134,7 +134,7 @@ class OpenFinanceService(*AREAS):
         except Conflict:
             pass   # another request provisioned it first: first writer wins
         else:
-            if status == "PARTIALLY_AUTHORIZED" and hasattr(self, "await_co_owners"):
+            if status == "PARTIALLY_AUTHORIZED":
                 self.await_co_owners(tenant, user_id, conn_id)   # s.8: answerable like a consented one
         return self.user_connections(tenant, user_id)
 
