@@ -8,6 +8,7 @@ from the code under test. Widget flows are completed through the control API or 
 from __future__ import annotations
 
 import base64
+import calendar
 import re
 from collections import defaultdict
 from datetime import date, timedelta
@@ -276,6 +277,23 @@ def test_get_timeline_bad_values(fx):
 
 
 # --- contracts --------------------------------------------------------------------------------------------------
+def _months_later(d: date, n: int) -> date:
+    y, m = divmod(d.month - 1 + n, 12)
+    return date(d.year + y, m + 1, min(d.day, calendar.monthrange(d.year + y, m + 1)[1]))
+
+
+def _intervals_between(a: date, b: date, frequency: str) -> int | None:
+    """How many whole ``frequency`` intervals lie between two bookings, within the recognition rule's +- 5 days
+    (finleap-products.md s.6; months are calendar months, the day clamped), or None if the gap matches none."""
+    if frequency == "weekly":
+        fits = [n for n in range(1, 60) if abs((b - a).days - 7 * n) <= 5]
+    else:
+        months = {"monthly": 1, "quarterly": 3, "half-yearly": 6, "yearly": 12}[frequency]
+        fits = [n for n in range(1, 30) if abs((b - _months_later(a, n * months)).days) <= 5]
+    return min(fits, key=lambda n: abs((b - a).days - n * (7 if frequency == "weekly" else 30.44 * months)),
+               default=None)
+
+
 def test_list_get_delete_contract(fx):
     _, h = fx.connect()
     contracts = fx.ok("list_contracts", headers=h).json
@@ -287,11 +305,9 @@ def test_list_get_delete_contract(fx):
         assert {t["account_id"] for t in booked} == {c["account_id"]}
         assert booked[-1]["booking_date"] == c["last_booked_on"] and money(booked[-1]["amount"]) == money(c["amount"])
         assert booked[0]["booking_date"] == c["first_booked_on"] and c["next_booking_on"] > c["last_booked_on"]
-        gaps = [(date.fromisoformat(b["booking_date"]) - date.fromisoformat(a["booking_date"])).days
-                for a, b in zip(booked, booked[1:])]
-        lo, hi = {"weekly": (6, 8), "monthly": (25, 36), "quarterly": (84, 99), "half-yearly": (170, 195),
-                  "yearly": (350, 380)}[c["frequency"]]
-        assert min(gaps) >= lo and min(gaps) <= hi, (c["frequency"], gaps)
+        days = [date.fromisoformat(b["booking_date"]) for b in booked]
+        steps = [_intervals_between(a, b, c["frequency"]) for a, b in zip(days, days[1:])]
+        assert all(steps) and min(steps) == 1, (c["frequency"], days)   # its rhythm, not a multiple of it
     assert any(c["frequency"] == "monthly" for c in contracts)
     first = contracts[0]
     assert fx.ok("get_contract", headers=h, path_params={"contract_id": first["id"]}).json == first

@@ -265,9 +265,12 @@ class RecurringStream:
         return today <= self.next_expected + timedelta(days=INTERVALS[self.interval][2])
 
 
-def _fit(days: list[date], name: str) -> int | None:
-    """Missed bookings if every gap is a whole number of ``name`` intervals within tolerance, else None."""
+def _fit(days: list[date], name: str, max_tolerance: int | None = None) -> int | None:
+    """Missed bookings if every gap is a whole number of ``name`` intervals within tolerance (at most
+    ``max_tolerance`` days when given), else None."""
     unit, step, tol = INTERVALS[name]
+    if max_tolerance is not None:
+        tol = min(tol, max_tolerance)
     missed = 0
     for a, b in zip(days, days[1:]):
         gap = (b - a).days
@@ -283,12 +286,14 @@ def _fit(days: list[date], name: str) -> int | None:
     return missed
 
 
-def detect_interval(days: list[date], max_missed_share: Decimal = Decimal("0.25")) -> tuple[str, int] | None:
+def detect_interval(days: list[date], max_missed_share: Decimal = Decimal("0.25"),
+                    max_tolerance: int | None = None) -> tuple[str, int] | None:
     """The interval of sorted booking days and the bookings missed, or None if irregular: fewest missed wins,
-    then the longest interval; at most ``max_missed_share`` of the expected bookings may be missing."""
+    then the longest interval; at most ``max_missed_share`` of the expected bookings may be missing and no gap
+    may deviate more than the interval's tolerance (capped at ``max_tolerance`` days when given)."""
     best = None
     for order, name in enumerate(INTERVALS):
-        missed = _fit(days, name)
+        missed = _fit(days, name, max_tolerance)
         if missed is None or missed > max_missed_share * (len(days) + missed):
             continue
         if best is None or (missed, -order) < (best[1], -best[2]):
@@ -315,7 +320,7 @@ def _next_expected(days: list[date], interval: str) -> date:
 
 def recurring_streams(bookings: Iterable[Booking], *, max_variation: Decimal | None = Decimal("0.25"),
                       min_count: int | None = None, max_missed_share: Decimal = Decimal("0.25"),
-                      by_category: bool = True) -> list[RecurringStream]:
+                      by_category: bool = True, max_tolerance: int | None = None) -> list[RecurringStream]:
     """Recurring streams among ``bookings``: grouped by counterparty (+ category) and direction, regular gaps
     (weekly .. yearly, a few skipped bookings allowed) and consistent amounts ((max - min) / median <=
     ``max_variation``; None accepts any). Ranked by |total| desc, counterparty, category."""
@@ -329,7 +334,7 @@ def recurring_streams(bookings: Iterable[Booking], *, max_variation: Decimal | N
     for (category, partner, direction), bs in groups.items():
         bs.sort(key=lambda b: b.day)
         days = [b.day for b in bs]
-        fit = detect_interval(days, max_missed_share)
+        fit = detect_interval(days, max_missed_share, max_tolerance)
         if fit is None:
             continue
         interval, missed = fit

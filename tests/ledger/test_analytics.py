@@ -167,6 +167,16 @@ def test_too_many_skipped_bookings_are_not_a_stream():
     assert detect_interval([add_months(date(2025, 1, 1), i) for i in (0, 1, 3)]) == ("monthly", 1)  # 1 of 4
 
 
+@pytest.mark.parametrize("late, capped", [(5, True), (6, False)])
+def test_a_tolerance_cap_narrows_every_interval(late, capped):
+    # quarterly allows 7 days by default; a provider whose rule says +- 5 days caps it (finleap-products.md s.6)
+    days = [date(2025, 1, 15), date(2025, 4, 15), date(2025, 7, 15) + timedelta(days=late), date(2025, 10, 15)]
+    assert detect_interval(days) == ("quarterly", 0)
+    assert detect_interval(days, max_tolerance=5) == (("quarterly", 0) if capped else None)
+    found = recurring_streams([b(d, -120, "insurance", "HUK") for d in days], max_tolerance=5)
+    assert [s.interval for s in found] == (["quarterly"] if capped else [])
+
+
 @pytest.mark.parametrize("step, interval, expected_next", [
     (timedelta(days=7), "weekly", date(2025, 3, 5)),
     (timedelta(days=14), "biweekly", date(2025, 4, 23)),

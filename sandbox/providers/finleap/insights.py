@@ -28,6 +28,7 @@ RISK_FLOW_TYPES = ("risk-report", "ongoing-risk-report")
 FREQUENCIES = {"weekly": "weekly", "monthly": "monthly", "quarterly": "quarterly", "half_yearly": "half-yearly",
                "yearly": "yearly"}
 CONTRACT_MAX_VARIATION = Decimal("0.4")            # amounts within +-20 % of the median (s.6 recognition rule)
+CONTRACT_MAX_TOLERANCE = 5                         # intervals matching a frequency +- 5 days (s.6 recognition rule)
 _DAY = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 _PERIOD = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?|-Q([1-4])|-W(\d{2}))?$")
 MAX_TIMELINE_DAYS = 3660                           # ten years of days (sandbox bound, inferred)
@@ -373,7 +374,7 @@ class Insights:
                         if t.get("name") and t.get("categories") and _day(t) is not None
                         and risk.category_kind(t["categories"][-1]["id"]) not in (None, "transfer")]
             for s in recurring_streams(bookings, max_variation=CONTRACT_MAX_VARIATION, min_count=3,
-                                       by_category=False):
+                                       by_category=False, max_tolerance=CONTRACT_MAX_TOLERANCE):
                 if s.interval not in FREQUENCIES:
                     continue
                 contract_id = uuid4(random.Random(stable_seed(self.sb.seed.get(), ctx.tenant, tok["subject"],
