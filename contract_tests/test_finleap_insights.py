@@ -379,14 +379,20 @@ def _window(flow_day: date, period: int) -> tuple[str, str]:
     return date(first.year + y, m + 1, 1).isoformat(), (first - timedelta(days=1)).isoformat()
 
 
+def _sandbox_day(fx) -> date:
+    """The sandbox clock's day (UTC; frozen by the fixture, so the day a flow completed just now was created on).
+    Not the newest booking's day: on the first days of a month the account may have no booking yet this month."""
+    return date.fromisoformat(fx.control.clock("advance", seconds=0)["now"][:10])
+
+
 def test_get_risk_report_recomputed_from_transactions(fx):
     flow_id, h = fx.connect("create_onetime_risk_report_link", name="Hans-Peter Meier", reporting_period="6")
     report = fx.ok("get_risk_report", headers=h, path_params={"id": flow_id}).json
     assert report["id"] == flow_id and report["period"] == 6
     txns = fx.transactions(h)
     accounts = fx.accounts(h)
-    # the window: the 6 full months before the flow (its newest booking is on or before the flow day)
-    since, until = _window(date.fromisoformat(txns[-1]["booking_date"]), 6)
+    # the window: the 6 full months before the flow's day
+    since, until = _window(_sandbox_day(fx), 6)
     window = [t for t in txns if since <= t["booking_date"] <= until]
     income = [money(t["amount"]) for t in window if t["categories"][0]["id"] == 1 and money(t["amount"]) > 0]
     transfers = {80, 81, 82}
@@ -423,7 +429,7 @@ def test_get_risk_report_of_the_risky_persona(fx):
     assert report["accounts"][0]["balance"]["days_in_overdraft"] > 0
     # the indicators are bookings /rest/transactions serves: e.g. the returned direct debits
     txns = fx.transactions(h)
-    since, until = _window(date.fromisoformat(txns[-1]["booking_date"]), report["period"])
+    since, until = _window(_sandbox_day(fx), report["period"])
     returned = [t for t in txns if since <= t["booking_date"] <= until and "RUECKLASTSCHRIFT" in (t["purpose"] or "")
                 and t["amount"] > 0]
     assert indicators["returned_direct_debits"]["count"] == len(returned)
@@ -452,7 +458,7 @@ def test_ongoing_risk_report_is_recomputed_on_read_and_one_time_is_not(fx):
     assert ongoing["period"] == once["period"] == 4
     assert len(ongoing["accounts"]) == len(fx.accounts(ongoing_h))
     txns = fx.transactions(ongoing_h)
-    today = date.fromisoformat(fx.control.clock("advance", seconds=0)["now"][:10])   # the (frozen) sandbox day
+    today = _sandbox_day(fx)
     assert ongoing["income"]["summary"]["count"] == _income_count(txns, *_window(today, 4)) > 0
 
     refresh = {"ongoing": tokens["refresh_token"], "once": once_refresh}
