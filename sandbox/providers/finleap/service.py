@@ -450,17 +450,14 @@ class FinleapService(Insights):
                                         for a in flow["sync_accounts"]))
         syncs = []
         for access_id in access_ids:
-            sync_id = self.sb.ids.uuid4(tenant, "finleap.sync")
-            self.sb.jobs.create(tenant, SYNC_KIND, SYNC_STATES, job_id=sync_id, owner=user_id,
-                                data={"access_id": access_id, "disable_notifications": False, "redirect_uri": None,
-                                      "state": None, "sca_location": None, "flow_id": flow["id"]})
-            self.sb.jobs.complete(tenant, sync_id)
+            sync_id = self._instant_sync(tenant, access_id, user_id, SYNC_STATES, flow_id=flow["id"])
             renewed = isoformat(self.sb.clock.now(tenant) + timedelta(days=self.consent_days))   # a new SCA (s.3)
-            saved = bool(self.sb.store.get(tenant, _ACCESSES, access_id).get("save_secrets")) or \
-                bool(flow.get("save_credentials"))
-            access = self.sb.store.update(tenant, _ACCESSES, access_id, lambda a: {
-                **a, "current_sync": sync_id, "save_secrets": saved, "auto_sync": saved,
-                "consent_expires_at": renewed})
+
+            def renew(a):
+                saved = bool(a.get("save_secrets") or flow.get("save_credentials"))
+                return {**a, "save_secrets": saved, "auto_sync": saved, "consent_expires_at": renewed}
+
+            access = self.sb.store.update(tenant, _ACCESSES, access_id, renew)
             self._mark_auto_sync(tenant, access)
             self._schedule_autosync(tenant, access)
             syncs.append(sync_id)
@@ -911,14 +908,20 @@ class FinleapService(Insights):
         self.sb.store.update(tenant, _ACCESSES, access["id"], claim)
         if not claimed:
             return False   # another request or worker claimed it first
-        sync_id = self.sb.ids.uuid4(tenant, "finleap.sync")
         states = SYNC_FAIL_STATES if access["scenario"].endswith("+syncfail") else SYNC_STATES
-        self.sb.jobs.create(tenant, SYNC_KIND, states, job_id=sync_id, owner=access["user_id"],
-                            data={"access_id": access["id"], "disable_notifications": False, "redirect_uri": None,
-                                  "state": None, "sca_location": None, "autosync": True})
-        self.sb.store.update(tenant, _ACCESSES, access["id"], lambda a: {**a, "current_sync": sync_id} if a else a)
-        self.sb.jobs.complete(tenant, sync_id)
+        self._instant_sync(tenant, access["id"], access["user_id"], states, autosync=True)
         return True
+
+    def _instant_sync(self, tenant: str, access_id: str, owner: str, states: list[str], **extra) -> str:
+        """Run a sync of an access to its end now, recorded as the access's current sync (create_sync's machinery:
+        the hooks add the new bookings with its id and notify); returns its id."""
+        sync_id = self.sb.ids.uuid4(tenant, "finleap.sync")
+        self.sb.jobs.create(tenant, SYNC_KIND, states, job_id=sync_id, owner=owner,
+                            data={"access_id": access_id, "disable_notifications": False, "redirect_uri": None,
+                                  "state": None, "sca_location": None, **extra})
+        self.sb.store.update(tenant, _ACCESSES, access_id, lambda a: {**a, "current_sync": sync_id} if a else a)
+        self.sb.jobs.complete(tenant, sync_id)
+        return sync_id
 
     def _schedule_autosync(self, tenant: str, access: dict) -> None:
         """Index an access with saved credentials for the ticker (GLOBAL ``finleap.autosync``: tenant|access id), so
